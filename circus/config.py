@@ -1,0 +1,522 @@
+"""Settings: attrs classes with the defaults of the option table, loaded from TOML and
+`CIRCUS_*` environment variables, validated once at start-up.
+
+Precedence: defaults < ./circus.toml < $CIRCUS_CONFIG_FILE < CIRCUS_SECTION__KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+import tomli_w
+
+ENV_PREFIX = "CIRCUS_"
+SECRET_KEYS = {"client_secret", "github_token", "gitea_token", "gitlab_token", "api_key", "key"}
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line naming the key."""
+
+
+class BadValue(ValueError):
+    """A validator's complaint about one key of an attrs class."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and value <= 0:
+        raise BadValue(attribute.name, f"must be greater than 0, got {value}")
+
+
+def _non_negative(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and value < 0:
+        raise BadValue(attribute.name, f"must be 0 or more, got {value}")
+
+
+def _port(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise BadValue(attribute.name, f"must be a TCP port between 0 and 65535, got {value}")
+
+
+@attrs.define
+class DatabaseConfig:
+    # None: start the embedded PostgreSQL under the state directory.
+    url: str | None = None
+    max_connections: int = attrs.field(default=20, validator=_positive)
+    min_connections: int = attrs.field(default=5, validator=_non_negative)
+    connect_timeout: int = attrs.field(default=30, validator=_positive)
+    idle_timeout: int = attrs.field(default=600, validator=_positive)
+    max_lifetime: int = attrs.field(default=1800, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_connections > self.max_connections:
+            raise BadValue(
+                "min_connections",
+                f"must not exceed max_connections ({self.max_connections}), "
+                f"got {self.min_connections}",
+            )
+
+
+@attrs.define
+class LdapConfig:
+    url: str | None = None
+    bind_dn_template: str | None = None
+    base_dn: str | None = None
+    tls_ca_cert: str | None = None
+
+
+@attrs.define
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=3000, validator=_port)
+    request_timeout: int = attrs.field(default=30, validator=_positive)
+    max_body_size: int = attrs.field(default=10485760, validator=_positive)
+    api_key: str | None = None
+    cors_permissive: bool = False
+    allowed_origins: list[str] = attrs.Factory(list)
+    force_secure_cookies: bool = False
+    rate_limit_rps: int | None = attrs.field(default=None, validator=_positive)
+    rate_limit_burst: int | None = attrs.field(default=None, validator=_positive)
+    allowed_url_schemes: list[str] = attrs.Factory(list)
+    ldap: LdapConfig = attrs.Factory(LdapConfig)
+
+
+@attrs.define
+class EvaluatorConfig:
+    poll_interval: int = attrs.field(default=60, validator=_positive)
+    git_timeout: int = attrs.field(default=600, validator=_positive)
+    nix_timeout: int = attrs.field(default=1800, validator=_positive)
+    max_concurrent_evals: int = attrs.field(default=4, validator=_positive)
+    work_dir: str = "/tmp/circus-evaluator"
+    restrict_eval: bool = True
+    allow_ifd: bool = False
+    strict_errors: bool = False
+
+
+SchedulingStrategy = Literal["speed_factor_only", "psi_aware", "round_robin"]
+
+
+@attrs.define
+class QueueRunnerConfig:
+    workers: int = attrs.field(default=4, validator=_positive)
+    poll_interval: int = attrs.field(default=5, validator=_positive)
+    build_timeout: int = attrs.field(default=3600, validator=_positive)
+    work_dir: str = "/tmp/circus-queue-runner"
+    strict_errors: bool = False
+    failed_paths_cache: bool = True
+    failed_paths_ttl: int = attrs.field(default=86400, validator=_non_negative)
+    unsupported_timeout: int | None = attrs.field(default=None, validator=_positive)
+    scheduling_strategy: SchedulingStrategy = "speed_factor_only"
+    psi_threshold: float | None = attrs.field(default=None, validator=_non_negative)
+    psi_check_timeout: int = attrs.field(default=5, validator=_positive)
+    # Not in the seed's table: how long a claimed build stays ours without a heartbeat.
+    lease_seconds: int = attrs.field(default=30, validator=_positive)
+    # Not in the seed's table: how long a build may finish up after SIGTERM.
+    shutdown_grace: int = attrs.field(default=30, validator=_non_negative)
+    # Not in the seed's table: the `system`s this runner builds (empty: the host's).
+    systems: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class GcConfig:
+    enabled: bool = True
+    gc_roots_dir: str = "/nix/var/nix/gcroots/per-user/circus/circus-roots"
+    max_age_days: int = attrs.field(default=30, validator=_positive)
+    cleanup_interval: int = attrs.field(default=3600, validator=_positive)
+
+
+@attrs.define
+class LogsConfig:
+    log_dir: str = "/var/lib/circus/logs"
+    compress: bool = False
+
+
+Compression = Literal["none", "zstd", "xz", "bzip2", "br"]
+
+
+@attrs.define
+class CacheConfig:
+    enabled: bool = True
+    secret_key_file: str | None = None
+    compression: Compression = "zstd"
+    cache_url: str | None = None
+
+
+@attrs.define
+class SigningConfig:
+    enabled: bool = False
+    key_file: str | None = None
+
+
+@attrs.define
+class S3Config:
+    region: str | None = None
+    prefix: str | None = None
+    endpoint_url: str | None = None
+    use_path_style: bool = False
+
+
+@attrs.define
+class CacheUploadConfig:
+    enabled: bool = False
+    store_uri: str | None = None
+    s3: S3Config = attrs.Factory(S3Config)
+    upload_concurrency: int = attrs.field(default=4, validator=_positive)
+    upload_max_retries: int = attrs.field(default=3, validator=_non_negative)
+    fail_build_on_upload_error: bool = False
+
+
+@attrs.define
+class EmailConfig:
+    smtp_host: str | None = None
+    smtp_port: int | None = attrs.field(default=None, validator=_positive)
+    from_address: str | None = None
+    to_addresses: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class SlackConfig:
+    webhook_url: str | None = None
+    on_failure_only: bool = False
+
+
+@attrs.define
+class NotificationsConfig:
+    webhook_url: str | None = None
+    github_token: str | None = None
+    gitea_url: str | None = None
+    gitea_token: str | None = None
+    gitlab_url: str | None = None
+    gitlab_token: str | None = None
+    enable_retry_queue: bool = True
+    max_retry_attempts: int = attrs.field(default=5, validator=_non_negative)
+    retention_days: int = attrs.field(default=7, validator=_positive)
+    retry_poll_interval: int = attrs.field(default=5, validator=_positive)
+    email: EmailConfig = attrs.Factory(EmailConfig)
+    slack: SlackConfig = attrs.Factory(SlackConfig)
+
+
+LogLevel = Literal["trace", "debug", "info", "warn", "error"]
+LogFormat = Literal["compact", "json", "pretty", "full"]
+
+
+@attrs.define
+class TracingConfig:
+    level: LogLevel = "info"
+    format: LogFormat = "compact"
+    show_targets: bool = True
+    show_timestamps: bool = True
+
+
+@attrs.define
+class GithubOAuthConfig:
+    client_id: str | None = None
+    client_secret: str | None = None
+    redirect_uri: str | None = None
+
+
+@attrs.define
+class OAuthConfig:
+    github: GithubOAuthConfig = attrs.Factory(GithubOAuthConfig)
+
+
+Role = Literal[
+    "admin", "read-only", "create-projects", "eval-jobset", "cancel-build",
+    "restart-jobs", "bump-to-front",
+]
+InputType = Literal["string", "boolean", "nix", "path", "git"]
+
+
+@attrs.define
+class DeclarativeApiKey:
+    name: str
+    role: Role
+    key: str | None = None
+    key_file: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.key is None) == (self.key_file is None):
+            raise ValueError(f"api key {self.name!r} needs exactly one of key or key_file")
+
+    def secret(self) -> str:
+        if self.key is not None:
+            return self.key
+        return Path(self.key_file or "").read_text().strip()
+
+
+@attrs.define
+class DeclarativeInput:
+    name: str
+    type: InputType
+    value: str
+
+
+@attrs.define
+class DeclarativeJobset:
+    name: str
+    nix_expression: str = "hydraJobs"
+    flake: bool = True
+    branch: str | None = None
+    check_interval: int = attrs.field(default=60, validator=_non_negative)
+    enabled: bool = True
+    description: str = ""
+    inputs: list[DeclarativeInput] = attrs.Factory(list)
+
+
+@attrs.define
+class DeclarativeProject:
+    name: str
+    repository_url: str
+    description: str = ""
+    jobsets: list[DeclarativeJobset] = attrs.Factory(list)
+
+
+@attrs.define
+class DeclarativeConfig:
+    projects: list[DeclarativeProject] = attrs.Factory(list)
+    api_keys: list[DeclarativeApiKey] = attrs.Factory(list)
+    # Applied by the accounts and remote-builder issues; accepted here as raw tables.
+    users: list[dict[str, Any]] = attrs.Factory(list)
+    remote_builders: list[dict[str, Any]] = attrs.Factory(list)
+
+
+@attrs.define
+class Config:
+    # Not in the seed's table: where the embedded database and default work dirs live.
+    state_dir: str = "./circus-state"
+    database: DatabaseConfig = attrs.Factory(DatabaseConfig)
+    server: ServerConfig = attrs.Factory(ServerConfig)
+    evaluator: EvaluatorConfig = attrs.Factory(EvaluatorConfig)
+    queue_runner: QueueRunnerConfig = attrs.Factory(QueueRunnerConfig)
+    gc: GcConfig = attrs.Factory(GcConfig)
+    logs: LogsConfig = attrs.Factory(LogsConfig)
+    cache: CacheConfig = attrs.Factory(CacheConfig)
+    signing: SigningConfig = attrs.Factory(SigningConfig)
+    cache_upload: CacheUploadConfig = attrs.Factory(CacheUploadConfig)
+    notifications: NotificationsConfig = attrs.Factory(NotificationsConfig)
+    tracing: TracingConfig = attrs.Factory(TracingConfig)
+    oauth: OAuthConfig = attrs.Factory(OAuthConfig)
+    declarative: DeclarativeConfig = attrs.Factory(DeclarativeConfig)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def strict_scalar(kind: type) -> Any:
+        def structure(value: Any, _t: Any) -> Any:
+            # bool is an int in Python; TOML keeps them apart, and so do we.
+            if isinstance(value, bool) and kind is not bool:
+                raise TypeError(f"expected {kind.__name__}, got a boolean")
+            if kind is float and isinstance(value, int):
+                return float(value)
+            if not isinstance(value, kind):
+                raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+            return value
+
+        return structure
+
+    for kind in (str, int, float, bool):
+        conv.register_structure_hook(kind, strict_scalar(kind))
+
+    def literal(value: Any, lit: Any) -> Any:
+        choices = typing.get_args(lit)
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+
+    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, literal)
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], lambda v, _t: _table(v))
+    return conv
+
+
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a table, got {type(value).__name__}")
+    return dict(value)
+
+
+converter = _make_converter()
+
+
+def _describe(exc: BaseException, path: str = "") -> list[str]:
+    """Flatten a cattrs ExceptionGroup into `key: message` lines."""
+    lines: list[str] = []
+    if isinstance(exc, cattrs.ClassValidationError | cattrs.IterableValidationError):
+        for sub, note in zip(exc.exceptions, _notes(exc), strict=False):
+            lines.extend(_describe(sub, _join(path, note)))
+        return lines
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return [f"{_join(path, k)}: unknown key" for k in sorted(exc.extra_fields)]
+    if isinstance(exc, BadValue):
+        return [f"{_join(path, exc.key)}: {exc}"]
+    if isinstance(exc, KeyError):
+        return [f"{path}: required key is missing"]
+    return [f"{path}: {exc}"]
+
+
+def _notes(group: BaseException) -> list[str]:
+    out = []
+    for sub in group.exceptions:  # type: ignore[attr-defined]
+        name = ""
+        for note in getattr(sub, "__notes__", []):
+            name = getattr(note, "name", None) or getattr(note, "index", None)
+            if name is None:
+                name = ""
+            break
+        out.append(str(name))
+    return out
+
+
+def _join(path: str, key: str) -> str:
+    if key == "":
+        return path
+    if key.isdigit():
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def structure(data: dict[str, Any]) -> Config:
+    try:
+        return converter.structure(data, Config)
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:
+        lines = _describe(exc)
+        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _field_type(path: list[str]) -> Any:
+    """The declared type of a dotted key, for parsing environment values."""
+    cls: Any = Config
+    hint: Any = None
+    for part in path:
+        if not attrs.has(cls):
+            raise ConfigError(f"{ENV_PREFIX}{'__'.join(p.upper() for p in path)}: unknown key "
+                              f"{'.'.join(path)}")
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            raise ConfigError(f"{ENV_PREFIX}{'__'.join(p.upper() for p in path)}: unknown key "
+                              f"{'.'.join(path)}")
+        hint = hints[part]
+        cls = hint
+    return hint
+
+
+def _parse_env_value(raw: str, hint: Any, name: str) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+    if base is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected a boolean (true/false), got {raw!r}")
+    if base is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if base is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if typing.get_origin(base) is list or attrs.has(base):
+        try:
+            return json.loads(raw) if raw.strip().startswith(("[", "{")) else _toml_value(raw)
+        except (ValueError, tomllib.TOMLDecodeError):
+            raise ConfigError(f"{name}: expected a TOML/JSON list, got {raw!r}") from None
+    return raw
+
+
+def _toml_value(raw: str) -> Any:
+    return tomllib.loads(f"v = {raw}")["v"]
+
+
+def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX):]:
+            # CIRCUS_CONFIG_FILE and friends are not settings.
+            if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() == "state_dir":
+                out["state_dir"] = raw
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        value = _parse_env_value(raw, _field_type(path), name)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load(
+    environ: typing.Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Config:
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    local = (cwd or Path.cwd()) / "circus.toml"
+    if local.is_file():
+        data = _deep_merge(data, _read_toml(local))
+    if environ.get("CIRCUS_CONFIG_FILE"):
+        data = _deep_merge(data, _read_toml(Path(environ["CIRCUS_CONFIG_FILE"])))
+    data = _deep_merge(data, env_overrides(environ))
+    return structure(data)
+
+
+def _redact(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: ("<redacted>" if k in SECRET_KEYS and v not in (None, "") else _redact(v))
+            for k, v in node.items()
+            if v is not None
+        }
+    if isinstance(node, list):
+        return [_redact(v) for v in node]
+    return node
+
+
+def to_toml(config: Config, redact: bool = True) -> str:
+    data = converter.unstructure(config)
+    data = _redact(data) if redact else _drop_none(data)
+    return tomli_w.dumps(data)
+
+
+def _drop_none(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_none(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_drop_none(v) for v in node]
+    return node

@@ -1,0 +1,51 @@
+"""The connection pool, and finding the database (embedded or configured)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import structlog
+
+from circus.config import Config
+from circus.db import embedded
+
+log = structlog.get_logger(__name__)
+
+
+def database_url(config: Config) -> str:
+    """The configured URL, or the embedded server's (started if it is not running)."""
+    if config.database.url:
+        return config.database.url
+    server = embedded.for_state_dir(config.state_dir)
+    server.start()
+    return server.url
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads,
+                                  schema="pg_catalog")
+
+
+async def create_pool(url: str, config: Config) -> asyncpg.Pool:
+    db = config.database
+    delay = 0.2
+    deadline = asyncio.get_running_loop().time() + db.connect_timeout
+    while True:
+        try:
+            return await asyncpg.create_pool(
+                url,
+                min_size=min(db.min_connections, db.max_connections),
+                max_size=db.max_connections,
+                max_inactive_connection_lifetime=db.idle_timeout,
+                timeout=db.connect_timeout,
+                init=_init_connection,
+            )
+        except (OSError, asyncpg.CannotConnectNowError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("database not reachable yet", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

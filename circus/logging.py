@@ -1,0 +1,40 @@
+"""structlog set-up from `[tracing]`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from circus.config import TracingConfig
+
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
+           "warn": logging.WARNING, "error": logging.ERROR}
+
+
+def setup(tracing: TracingConfig) -> None:
+    level = _LEVELS[tracing.level]
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+    ]
+    if tracing.show_targets:
+        processors.append(structlog.stdlib.add_logger_name)
+    if tracing.show_timestamps:
+        processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
+    processors.append(structlog.processors.format_exc_info)
+    if tracing.format == "json":
+        processors.append(structlog.processors.JSONRenderer())
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.stdlib.LoggerFactory() if tracing.show_targets
+        else structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    # aiohttp's access log is noisy at info; our middleware logs requests that matter.
+    logging.getLogger("aiohttp.access").setLevel(max(level, logging.WARNING))
