@@ -53,14 +53,21 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
     def _run(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        result = subprocess.run(
             [str(POSTGRES_BIN_PATH / binary), *args],
+            # Group too: with root's group, root-owned parents would deny the server.
             user=_run_as(),
-            check=check,
+            group=_run_as(),
+            extra_groups=[] if _run_as() else None,
             capture_output=True,
             text=True,
             timeout=120,
+            # The server's user may not be able to read the caller's working directory.
+            cwd="/",
         )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{binary} failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result
 
     def ensure_initialised(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
@@ -89,9 +96,9 @@ class EmbeddedPostgres:
         try:
             self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-o", options,
                       "-l", str(self.data_dir / "server.log"), "start")
-        except subprocess.CalledProcessError as exc:
+        except RuntimeError as exc:
             tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"embedded postgresql did not start: {exc.stderr}{tail}") from None
+            raise RuntimeError(f"embedded postgresql did not start: {exc}\n{tail}") from None
         self._ensure_database()
 
     def _ensure_database(self) -> None:
