@@ -69,7 +69,7 @@ def read_sse(url: str, until: str, timeout: float = 60) -> list[tuple[str, str]]
 
 
 def test_flake_jobset_builds_every_kind_of_job(split, tmp_path: Path) -> None:
-    head, builder = split
+    head, _ = split
     repo = make_flake_repo(tmp_path / "repo")
     _, jobset_id = create_flake_project(head, repo)
     evaluation = trigger_and_wait_eval(head, jobset_id, 0)
