@@ -1,0 +1,32 @@
+"""The aiohttp application: `init_app(ctx)` builds it (aiohttp-demos/polls shape)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from circus.context import Context
+from circus.server import logs
+from circus.server.keys import CLOSING, CONTEXT, STREAMS
+from circus.server.middleware import access_log, errors
+from circus.server.routes import setup_routes
+
+
+async def _streams(app: web.Application) -> AsyncIterator[None]:
+    app[STREAMS] = set()
+    app[CLOSING] = asyncio.Event()
+    yield
+
+
+async def init_app(ctx: Context) -> web.Application:
+    app = web.Application(
+        middlewares=[access_log, errors],
+        client_max_size=ctx.config.server.max_body_size,
+    )
+    app[CONTEXT] = ctx
+    app.cleanup_ctx.append(_streams)
+    app.on_shutdown.append(logs.close_streams)
+    setup_routes(app)
+    return app

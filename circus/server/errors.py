@@ -1,0 +1,23 @@
+"""The one exception a view raises to answer with an error status and a message."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def bad_field(field: str, problem: str) -> ApiError:
+    """400 naming the field, e.g. `name: must match ...`."""
+    return ApiError(400, f"{field}: {problem}")
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what} not found")
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, message)

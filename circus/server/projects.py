@@ -1,0 +1,146 @@
+"""/api/v1/projects: list, create, read, update, delete."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import attrs
+from aiohttp import web
+
+from circus.db.queries import Q
+from circus.server import auth, params, responses
+from circus.server.errors import bad_field, conflict, not_found
+from circus.server.keys import CONTEXT
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+
+
+@attrs.frozen
+class ProjectSpec:
+    name: str
+    repository_url: str
+    description: str = ""
+    display_name: str = ""
+    homepage: str = ""
+    enabled: bool = True
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], base: ProjectSpec | None = None) -> ProjectSpec:
+        """The fields of `body` over `base` (a PUT changes only what it names)."""
+        old = attrs.asdict(base) if base else {}
+        return cls(
+            name=params.name(body, "name", old.get("name", params.REQUIRED)),
+            repository_url=params.text(body, "repository_url",
+                                       old.get("repository_url", params.REQUIRED)),
+            description=params.text(body, "description", old.get("description", "")),
+            display_name=params.text(body, "display_name", old.get("display_name", "")),
+            homepage=params.text(body, "homepage", old.get("homepage", "")),
+            enabled=params.boolean(body, "enabled", old.get("enabled", True)),
+        )
+
+    def row(self) -> tuple:
+        return (self.name, self.repository_url, self.description, self.display_name,
+                self.homepage, self.enabled)
+
+
+def check_repository_url(url: str, allowed_schemes: list[str]) -> None:
+    """A URL with a scheme, or an absolute local path (which counts as `file`)."""
+    if not url.strip():
+        raise bad_field("repository_url", "must not be empty")
+    if any(ch.isspace() for ch in url):
+        raise bad_field("repository_url", "must not contain whitespace")
+    if url.startswith("/"):
+        scheme = "file"
+    else:
+        parts = urlsplit(url)
+        if not parts.scheme or not _SCHEME.match(parts.scheme) or not (parts.netloc or
+                                                                         parts.path):
+            raise bad_field("repository_url", f"{url!r} is neither a URL with a scheme "
+                                              "nor an absolute path")
+        scheme = parts.scheme.lower()
+    allowed = [s.lower() for s in allowed_schemes]
+    if allowed and scheme not in allowed:
+        raise bad_field("repository_url", f"scheme {scheme!r} is not allowed "
+                                          f"(allowed: {', '.join(allowed)})")
+
+
+async def resolve_project_id(request: web.Request, field: str = "id") -> int:
+    """The project named in the path by id or by name; 404 when there is none."""
+    raw = request.match_info[field]
+    pool = request.app[CONTEXT].pool
+    if raw.isdigit() and int(raw) <= params.MAX_ID:
+        found = await pool.fetchval(Q.api_project_get_id, int(raw))
+    else:
+        found = await pool.fetchval(Q.api_project_id_for_name, raw)
+    if found is None:
+        raise not_found(f"project {raw!r}")
+    return found
+
+
+async def list_projects(request: web.Request) -> web.Response:
+    page = params.page(request)
+    pool = request.app[CONTEXT].pool
+    items = await pool.fetch(Q.api_projects_list, page.limit, page.offset)
+    total = await pool.fetchval(Q.api_projects_count)
+    return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
+
+
+@auth.requires(auth.CREATE_PROJECT)
+async def create_project(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    spec = ProjectSpec.from_body(await params.json_body(request))
+    check_repository_url(spec.repository_url, ctx.config.server.allowed_url_schemes)
+    try:
+        row = await ctx.pool.fetchrow(Q.api_project_insert, *spec.row())
+    except asyncpg.UniqueViolationError:
+        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    return responses.ok(dict(row), status=201)
+
+
+async def get_project(request: web.Request) -> web.Response:
+    project_id = await resolve_project_id(request)
+    row = await request.app[CONTEXT].pool.fetchrow(Q.api_project_get, project_id)
+    if row is None:
+        raise not_found(f"project {project_id}")
+    return responses.ok(dict(row))
+
+
+@auth.requires(auth.ADMIN)
+async def update_project(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    project_id = await resolve_project_id(request)
+    body = await params.json_body(request)
+    current = await ctx.pool.fetchrow(Q.api_project_get, project_id)
+    if current is None:
+        raise not_found(f"project {project_id}")
+    base = ProjectSpec(**{f.name: current[f.name] for f in attrs.fields(ProjectSpec)})
+    spec = ProjectSpec.from_body(body, base)
+    check_repository_url(spec.repository_url, ctx.config.server.allowed_url_schemes)
+    try:
+        row = await ctx.pool.fetchrow(Q.api_project_update, project_id, *spec.row())
+    except asyncpg.UniqueViolationError:
+        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    if row is None:
+        raise not_found(f"project {project_id}")
+    return responses.ok(dict(row))
+
+
+@auth.requires(auth.ADMIN)
+async def delete_project(request: web.Request) -> web.Response:
+    project_id = await resolve_project_id(request)
+    deleted = await request.app[CONTEXT].pool.fetchval(Q.api_project_delete, project_id)
+    if deleted is None:
+        raise not_found(f"project {project_id}")
+    return responses.ok({"id": deleted, "deleted": True})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/v1/projects", list_projects)
+    router.add_post("/api/v1/projects", create_project)
+    router.add_get("/api/v1/projects/{id}", get_project)
+    router.add_put("/api/v1/projects/{id}", update_project)
+    router.add_delete("/api/v1/projects/{id}", delete_project)
+

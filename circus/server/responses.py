@@ -1,0 +1,40 @@
+"""JSON responses: rows and dates as the API shows them, errors as {"error": ...}."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+dumps = functools.partial(json.dumps, default=_default)
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=dumps)
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, dumps=dumps)
+
+
+def rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(r) for r in records]
+
+
+def page(items: list[dict[str, Any]], total: int, limit: int, offset: int,
+         exact: bool = True) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset,
+            "total_exact": exact}

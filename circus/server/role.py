@@ -1,0 +1,31 @@
+"""The server role: serve the HTTP API on server.host:server.port until asked to stop."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from circus.context import Context
+from circus.server.app import init_app
+
+log = structlog.get_logger(__name__)
+
+# How long requests in flight may take to finish once we stop.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+async def run(ctx: Context) -> None:
+    server = ctx.config.server
+    app = await init_app(ctx)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, server.host, server.port)
+        await site.start()
+        log.info("server listening", host=server.host, port=server.port)
+        await ctx.stopping.wait()
+        log.info("server stopping")
+    finally:
+        await runner.cleanup()
+    log.info("server stopped")

@@ -1,0 +1,302 @@
+-- Builds for /api/v1/builds and /api/v1/builds/{id}.
+--
+-- The list comes in one query per access path, each led by the predicate its index
+-- serves, so a cached generic plan still uses that index with 1 000 000 builds; the other
+-- filters follow as optional residuals. Every list query takes the same parameters:
+--   $1 project_id, $2 jobset_id, $3 evaluation_id, $4 state, $5 buildstatus, $6 job,
+--   $7 system, $8 limit, $9 offset
+-- and every count query the same $1..$7 and $8 = the most rows it will count.
+
+-- name: api_builds_page_all
+-- the whole table, newest first (builds_pkey)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM builds b
+         WHERE true
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_all
+SELECT count(*) FROM (SELECT 1 FROM builds b
+                        WHERE true
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
+-- name: api_builds_page_project
+-- one project (builds_project_idx)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM builds b
+         WHERE b.project_id = $1
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_project
+SELECT count(*) FROM (SELECT 1 FROM builds b
+                        WHERE b.project_id = $1
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
+-- name: api_builds_page_jobset
+-- one jobset (builds_jobset_idx, builds_job_idx)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM builds b
+         WHERE b.jobset_id = $2
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_jobset
+SELECT count(*) FROM (SELECT 1 FROM builds b
+                        WHERE b.jobset_id = $2
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
+-- name: api_builds_page_evaluation
+-- one evaluation (evaluation_builds primary key)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+         WHERE eb.evaluation_id = $3
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_evaluation
+SELECT count(*) FROM (SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+                        WHERE eb.evaluation_id = $3
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
+-- name: api_builds_page_buildstatus
+-- one finished status (builds_status_idx)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM builds b
+         WHERE b.buildstatus = $5
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_buildstatus
+SELECT count(*) FROM (SELECT 1 FROM builds b
+                        WHERE b.buildstatus = $5
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
+-- name: api_builds_page_unfinished
+-- queued or running: buildstatus IS NULL (builds_status_idx)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM builds b
+         WHERE b.buildstatus IS NULL AND b.state = $4
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_unfinished
+SELECT count(*) FROM (SELECT 1 FROM builds b
+                        WHERE b.buildstatus IS NULL AND b.state = $4
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
+-- name: api_builds_estimate
+-- The planner's row count: O(1) where count(*) would read the whole table.
+SELECT reltuples::bigint FROM pg_class WHERE oid = 'builds'::regclass;
+
+-- name: api_build_get
+SELECT b.*, p.name AS project, j.name AS jobset
+  FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ WHERE b.id = $1;
+
+-- name: api_build_outputs
+SELECT name, path FROM build_outputs WHERE build_id = $1 ORDER BY name;
+
+-- name: api_build_products
+SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
+  FROM build_products WHERE build_id = $1 ORDER BY product_nr;
+
+-- name: api_build_metrics
+SELECT name, value, unit FROM build_metrics WHERE build_id = $1 ORDER BY name;
+
+-- name: api_build_steps
+SELECT step_nr, drv_path, system, kind, machine, status, error_message, started_at,
+       finished_at
+  FROM build_steps WHERE build_id = $1 ORDER BY step_nr;
+
+-- name: api_build_dependencies
+SELECT b.id, b.job, b.state, b.buildstatus
+  FROM build_dependencies d JOIN builds b ON b.id = d.dependency_id
+ WHERE d.build_id = $1 ORDER BY b.id;
+
+-- name: api_build_constituents
+SELECT b.id, b.job, b.state, b.buildstatus
+  FROM aggregate_constituents c JOIN builds b ON b.id = c.constituent_id
+ WHERE c.aggregate_id = $1 ORDER BY b.id;
+
+-- name: api_build_evaluation_ids
+SELECT evaluation_id FROM evaluation_builds WHERE build_id = $1 ORDER BY evaluation_id;
+
+-- name: api_build_cancel
+-- runner_id stays: the runner holding the build sees it finished under its name and
+-- kills its Nix process.
+UPDATE builds
+   SET state = 'finished', buildstatus = 4, error_message = 'cancelled',
+       finished_at = now(), lease_expires_at = NULL, updated_at = now()
+ WHERE id = $1 AND state <> 'finished'
+RETURNING id, job, pg_notify('circus_build_changed', id::text) AS notified;
+
+-- name: api_build_fail_dependents
+-- $2: the error every queued dependent (transitively) finishes with.
+WITH RECURSIVE dependents AS (
+    SELECT d.build_id FROM build_dependencies d WHERE d.dependency_id = $1
+    UNION
+    SELECT d.build_id FROM build_dependencies d JOIN dependents x ON d.dependency_id = x.build_id
+)
+UPDATE builds b
+   SET state = 'finished', buildstatus = 2, error_message = $2, finished_at = now(),
+       updated_at = now()
+  FROM dependents x
+ WHERE b.id = x.build_id AND b.state = 'queued'
+RETURNING b.id, pg_notify('circus_build_changed', b.id::text) AS notified;
+
+-- name: api_build_restart
+UPDATE builds
+   SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
+       lease_expires_at = NULL, started_at = NULL, finished_at = NULL, attempts = 0,
+       log_size = 0, signature = NULL, updated_at = now()
+ WHERE id = $1 AND state = 'finished'
+RETURNING id,
+          pg_notify('circus_build_changed', id::text) AS changed,
+          pg_notify('circus_builds_queued', '1') AS queued;
+
+-- name: api_build_clear_results
+-- What a finished build left behind; run with api_build_restart in one transaction.
+WITH o AS (DELETE FROM build_outputs WHERE build_id = $1),
+     p AS (DELETE FROM build_products WHERE build_id = $1),
+     m AS (DELETE FROM build_metrics WHERE build_id = $1),
+     s AS (DELETE FROM build_steps WHERE build_id = $1),
+     l AS (DELETE FROM build_logs WHERE build_id = $1)
+DELETE FROM build_log_chunks WHERE build_id = $1;
+
+-- name: api_build_log_state
+-- Read in one REPEATABLE READ transaction with the log itself: the runner folds the
+-- chunks into build_logs in the transaction that finishes the build, so one snapshot
+-- sees either the whole folded log or every chunk so far.
+SELECT b.state, b.buildstatus, EXISTS (SELECT 1 FROM build_logs l WHERE l.build_id = b.id)
+       AS folded
+  FROM builds b
+ WHERE b.id = $1;

@@ -1,0 +1,45 @@
+-- Evaluations for /api/v1/evaluations. Each filter is optional (NULL: any); the jobset
+-- and status filters have their own indexes, the project filter goes through jobsets.
+
+-- name: api_evaluations_list
+SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
+  FROM evaluations e
+  JOIN jobsets j ON j.id = e.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE ($1::bigint IS NULL OR j.project_id = $1)
+   AND ($2::bigint IS NULL OR e.jobset_id = $2)
+   AND ($3::text IS NULL OR e.status = $3)
+ ORDER BY e.id DESC
+ LIMIT $4 OFFSET $5;
+
+-- name: api_evaluations_count
+SELECT count(*)
+  FROM evaluations e
+  JOIN jobsets j ON j.id = e.jobset_id
+ WHERE ($1::bigint IS NULL OR j.project_id = $1)
+   AND ($2::bigint IS NULL OR e.jobset_id = $2)
+   AND ($3::text IS NULL OR e.status = $3);
+
+-- name: api_evaluation_get
+SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
+  FROM evaluations e
+  JOIN jobsets j ON j.id = e.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE e.id = $1;
+
+-- name: api_evaluation_inputs
+SELECT name, type, uri, revision, value FROM evaluation_inputs
+ WHERE evaluation_id = $1 ORDER BY name;
+
+-- name: api_evaluation_errors
+SELECT job, error_message FROM evaluation_errors WHERE evaluation_id = $1 ORDER BY job;
+
+-- name: api_evaluation_build_counts
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE eb.is_new) AS new,
+       count(*) FILTER (WHERE b.state = 'queued') AS queued,
+       count(*) FILTER (WHERE b.state = 'running') AS running,
+       count(*) FILTER (WHERE b.buildstatus = 0) AS succeeded,
+       count(*) FILTER (WHERE b.buildstatus <> 0) AS failed
+  FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+ WHERE eb.evaluation_id = $1;
