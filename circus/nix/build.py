@@ -1,0 +1,204 @@
+"""Running `nix build` on a .drv and reading its `--log-format internal-json` stream.
+
+The structured log gives three things: the builder's output lines (streamed to the
+caller as they arrive), the steps (each derivation built or path substituted, with
+times and status), and Nix's error messages, from which the Hydra status is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import structlog
+
+from circus.nix.cli import nix
+
+log = structlog.get_logger(__name__)
+
+# Activity and result types of Nix's logger (src/libutil/logging.hh).
+ACT_BUILD = 105
+ACT_SUBSTITUTE = 108
+RES_BUILD_LOG_LINE = 101
+
+# Hydra's buildstatus codes that a Nix run can end with.
+SUCCESS, FAILED, ABORTED, TIMED_OUT, LOG_LIMIT = 0, 1, 3, 7, 10
+
+_TIMED_OUT = re.compile(r"timed out after \d+ seconds")
+_LOG_LIMIT = re.compile(r"killed after writing more than \d+ bytes of log output")
+# Nix's exit status for build failures: 0x60 | 0x01 when a build timed out.
+_EXIT_TIMED_OUT = 101
+# How long Nix gets to stop its builders after SIGTERM before it is killed outright.
+KILL_GRACE = 0.7
+
+LineSink = Callable[[str], None]
+
+
+@attrs.define
+class Step:
+    step_nr: int
+    drv_path: str
+    kind: str  # 'build' or 'substitution'
+    started_at: datetime
+    machine: str = ""
+    finished_at: datetime | None = None
+    status: int | None = None
+    error_message: str | None = None
+
+
+@attrs.define
+class NixResult:
+    status: int
+    error: str | None
+    outputs: dict[str, str]
+    steps: list[Step]
+
+
+@attrs.define(eq=False)
+class _Reader:
+    """Turns internal-json lines into log lines, steps and errors."""
+
+    on_line: LineSink
+    steps: dict[int, Step] = attrs.Factory(dict)
+    errors: list[str] = attrs.Factory(list)
+
+    def feed(self, raw: str) -> None:
+        if not raw.startswith("@nix "):
+            self.on_line(raw)
+            return
+        try:
+            event = json.loads(raw[5:])
+        except ValueError:
+            self.on_line(raw)
+            return
+        handler = getattr(self, f"_on_{event.get('action')}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_start(self, event: dict[str, Any]) -> None:
+        kind = {ACT_BUILD: "build", ACT_SUBSTITUTE: "substitution"}.get(event.get("type", 0))
+        if kind is None:
+            return
+        fields = event.get("fields") or [""]
+        step = Step(step_nr=len(self.steps) + 1, drv_path=str(fields[0]), kind=kind,
+                    started_at=_now(), machine=str(fields[1]) if len(fields) > 1 else "")
+        self.steps[event["id"]] = step
+        if event.get("text"):
+            self.on_line(event["text"])
+
+    def _on_stop(self, event: dict[str, Any]) -> None:
+        step = self.steps.get(event.get("id", -1))
+        if step is not None and step.finished_at is None:
+            step.finished_at = _now()
+
+    def _on_result(self, event: dict[str, Any]) -> None:
+        if event.get("type") == RES_BUILD_LOG_LINE:
+            fields = event.get("fields") or [""]
+            self.on_line(str(fields[0]))
+
+    def _on_msg(self, event: dict[str, Any]) -> None:
+        text = _strip_ansi(event.get("raw_msg") or event.get("msg", ""))
+        if event.get("level", 9) <= 0:
+            self.errors.append(text)
+        if event.get("level", 9) <= 3:
+            self.on_line(text)
+
+    def finish(self) -> list[Step]:
+        """Steps with a status: named in an error → failed; stopped → done; else aborted."""
+        for step in self.steps.values():
+            failure = next((e for e in self.errors if step.drv_path and step.drv_path in e), None)
+            if failure is not None:
+                step.status, step.error_message = _status_of([failure], 0), failure
+            elif step.finished_at is not None:
+                step.status = SUCCESS
+            else:
+                step.status = ABORTED
+            step.finished_at = step.finished_at or _now()
+        return sorted(self.steps.values(), key=lambda s: s.step_nr)
+
+
+def _status_of(errors: list[str], returncode: int) -> int:
+    text = "\n".join(errors)
+    if _LOG_LIMIT.search(text):
+        return LOG_LIMIT
+    if _TIMED_OUT.search(text) or returncode == _EXIT_TIMED_OUT:
+        return TIMED_OUT
+    return FAILED
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_argv(drv_path: str, timeout: int | None, max_silent: int | None,
+               max_log_size: int | None = None) -> list[str]:
+    args = ["build", "--no-link", "--json", "--log-format", "internal-json"]
+    if timeout:
+        args += ["--timeout", str(timeout)]
+    if max_silent:
+        args += ["--max-silent-time", str(max_silent)]
+    if max_log_size:
+        args += ["--option", "max-build-log-size", str(max_log_size)]
+    return nix(*args, drv_path)
+
+
+async def run_build(argv: list[str], on_line: LineSink) -> NixResult:
+    """Run one `nix build`, streaming log lines to `on_line`.
+
+    Cancelling the awaiting task stops Nix (and with it the builder) before re-raising.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=1 << 24)
+    reader = _Reader(on_line)
+    try:
+        stdout, _ = await asyncio.gather(proc.stdout.read(),  # type: ignore[union-attr]
+                                         _pump(proc.stderr, reader))  # type: ignore[arg-type]
+        returncode = await proc.wait()
+    except BaseException:
+        await kill(proc)
+        raise
+    return _result(returncode, stdout, reader)
+
+
+def _result(returncode: int, stdout: bytes, reader: _Reader) -> NixResult:
+    if returncode == 0:
+        outputs: dict[str, str] = {}
+        for entry in json.loads(stdout or b"[]"):
+            outputs.update(entry.get("outputs", {}))
+        return NixResult(SUCCESS, None, outputs, reader.finish())
+    status = _status_of(reader.errors, returncode)
+    error = "\n".join(reader.errors) or f"nix build exited with status {returncode}"
+    return NixResult(status, error, {}, reader.finish())
+
+
+async def _pump(stream: asyncio.StreamReader, reader: _Reader) -> None:
+    while line := await stream.readline():
+        reader.feed(line.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+async def kill(proc: asyncio.subprocess.Process) -> None:
+    """Stop Nix's process group: SIGTERM lets Nix kill its builders, SIGKILL if it lingers."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
+    except TimeoutError:
+        log.warning("nix did not stop on SIGTERM; killing it", pid=proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()

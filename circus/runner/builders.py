@@ -1,0 +1,74 @@
+"""How a claimed build is turned into an Outcome. The runner takes any `Builder`:
+Nix for real work, a no-op one for measuring the queue itself (bench/queue.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import attrs
+import structlog
+
+from circus.config import QueueRunnerConfig
+from circus.nix import products
+from circus.nix.build import LineSink, build_argv, run_build
+from circus.nix.gcroots import GcRootError, GcRoots
+from circus.runner.outcome import ClaimedBuild, Outcome
+
+log = structlog.get_logger(__name__)
+
+SUCCESS, FAILED_WITH_OUTPUT, TIMED_OUT = 0, 6, 7
+# Beyond Nix's own --timeout: if Nix itself hangs, the runner gives up this much later.
+WALL_CLOCK_SLACK = 60
+
+
+class Builder(Protocol):
+    async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
+        """Build it; cancelling the call must stop whatever it started."""
+        ...
+
+
+@attrs.define
+class NoopBuilder:
+    """Succeeds at once with no outputs; only for benchmarks of the queue."""
+
+    async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
+        return Outcome(status=SUCCESS)
+
+
+@attrs.define
+class NixBuilder:
+    config: QueueRunnerConfig
+    gcroots: GcRoots | None = None
+
+    async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
+        timeout = build.timeout or self.config.build_timeout
+        argv = build_argv(build.drv_path, timeout, build.max_silent)
+        try:
+            async with asyncio.timeout(timeout + WALL_CLOCK_SLACK):
+                result = await run_build(argv, on_line)
+        except TimeoutError:
+            return Outcome(TIMED_OUT, f"nix did not finish within {timeout} s")
+        outcome = Outcome(result.status, result.error, result.outputs, result.steps)
+        if result.status == SUCCESS:
+            await asyncio.to_thread(_inspect_outputs, outcome)
+            await self._add_roots(build, outcome.outputs)
+        return outcome
+
+    async def _add_roots(self, build: ClaimedBuild, outputs: dict[str, str]) -> None:
+        if self.gcroots is None:
+            return
+        for path in outputs.values():
+            try:
+                await self.gcroots.add(path)
+            except GcRootError as exc:
+                log.error("could not add a gc root", build_id=build.id, path=path,
+                          error=str(exc))
+
+
+def _inspect_outputs(outcome: Outcome) -> None:
+    outcome.products = products.products_of(outcome.outputs)
+    outcome.metrics = products.metrics_of(outcome.outputs)
+    if products.failed_with_output(outcome.outputs):
+        outcome.status = FAILED_WITH_OUTPUT
+        outcome.error = "the build reported failure (nix-support/failed)"

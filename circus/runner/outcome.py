@@ -1,0 +1,41 @@
+"""What the runner knows about a build: the claimed row, and how its build ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from circus.nix.build import Step
+from circus.nix.products import Metric, Product
+
+ABORTED = 3
+
+
+@attrs.define
+class ClaimedBuild:
+    id: int
+    job: str
+    drv_path: str
+    system: str
+    jobset: str
+    project: str
+    timeout: int | None = None
+    max_silent: int | None = None
+    is_aggregate: bool = False
+    attempts: int = 1
+
+    @classmethod
+    def from_row(cls, row: Any) -> ClaimedBuild:
+        fields = {a.name for a in attrs.fields(cls)}
+        return cls(**{k: row[k] for k in fields})
+
+
+@attrs.define
+class Outcome:
+    status: int
+    error: str | None = None
+    outputs: dict[str, str] = attrs.Factory(dict)
+    steps: list[Step] = attrs.Factory(list)
+    products: list[Product] = attrs.Factory(list)
+    metrics: list[Metric] = attrs.Factory(list)

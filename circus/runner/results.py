@@ -1,0 +1,79 @@
+"""Recording how a build ended, in one transaction with what it means downstream."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from circus import logstore
+from circus.db.queries import Q
+from circus.runner.outcome import ClaimedBuild, Outcome
+
+SUCCESS = 0
+
+
+async def finish(pool: asyncpg.Pool, runner_id: str, build: ClaimedBuild,
+                 outcome: Outcome, has_log: bool = True) -> bool:
+    """Store the outcome unless the build is no longer ours (cancelled, reaped): False then."""
+    async with pool.acquire() as conn:
+        if not has_log and _bare(outcome):
+            # Nothing else to write: the one statement is its own transaction.
+            return await _finish_row(conn, runner_id, build, outcome)
+        async with conn.transaction():
+            if not await _finish_row(conn, runner_id, build, outcome):
+                return False
+            await _insert_results(conn, build.id, outcome)
+            if has_log:
+                await logstore.fold(conn, build.id)
+            if outcome.status != SUCCESS:
+                await fail_dependents(conn, build.id, f"dependency {build.job} "
+                                                      f"(build {build.id}) failed")
+    return True
+
+
+def _bare(outcome: Outcome) -> bool:
+    return outcome.status == SUCCESS and not (
+        outcome.outputs or outcome.steps or outcome.products or outcome.metrics)
+
+
+async def _finish_row(conn: asyncpg.Connection, runner_id: str, build: ClaimedBuild,
+                      outcome: Outcome) -> bool:
+    row = await conn.fetchrow(Q.results_finish, build.id, runner_id, outcome.status,
+                              outcome.error)
+    return row is not None
+
+
+async def fail_dependents(conn: asyncpg.Connection, build_id: int, message: str) -> list[int]:
+    rows = await conn.fetch(Q.results_fail_dependents, build_id, message)
+    return [row["id"] for row in rows]
+
+
+async def _insert_results(conn: asyncpg.Connection, build_id: int, outcome: Outcome) -> None:
+    if outcome.outputs:
+        names = sorted(outcome.outputs)
+        await conn.execute(Q.results_insert_outputs, build_id, names,
+                           [outcome.outputs[n] for n in names])
+    if outcome.products:
+        ps = outcome.products
+        await conn.execute(
+            Q.results_insert_products, build_id, list(range(1, len(ps) + 1)),
+            [p.type for p in ps], [p.subtype for p in ps], [p.name for p in ps],
+            [p.path for p in ps], [p.default_path for p in ps], [p.file_size for p in ps],
+            [p.sha256 for p in ps])
+    if outcome.metrics:
+        ms = outcome.metrics
+        await conn.execute(Q.results_insert_metrics, build_id, [m.name for m in ms],
+                           [m.value for m in ms], [m.unit for m in ms])
+    if outcome.steps:
+        ss = outcome.steps
+        await conn.execute(
+            Q.results_insert_steps, build_id, [s.step_nr for s in ss], [s.drv_path for s in ss],
+            [s.kind for s in ss], [s.machine for s in ss], [s.status for s in ss],
+            [s.error_message for s in ss], [s.started_at for s in ss],
+            [s.finished_at for s in ss])
+
+
+async def fold_cancelled_log(pool: asyncpg.Pool, build_id: int) -> None:
+    """A build finished by someone else (cancelled) still gets its log folded."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(Q.results_lock_if_finished, build_id) is not None:
+            await logstore.fold(conn, build_id)

@@ -1,0 +1,187 @@
+"""The runner role: claims ready builds from the queue and builds them, `workers` at a time.
+
+Woken by `circus_builds_queued` (the poll interval is only a safety net). Side tasks
+renew the leases of our running builds, return builds of dead runners to the queue,
+and stop a build the moment it is cancelled or its lease is lost. On stop: no new
+claims, running builds get `shutdown_grace` seconds, the rest are stopped and handed
+back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import attrs
+import structlog
+
+from circus.config import QueueRunnerConfig
+from circus.context import Context
+from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
+from circus.db.queries import Q
+from circus.nix.gcroots import GcRoots
+from circus.runner import lease, worker
+from circus.runner.builders import Builder, NixBuilder
+from circus.runner.outcome import ClaimedBuild
+from circus.runner.systems import supported_systems
+
+log = structlog.get_logger(__name__)
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+async def run(ctx: Context) -> None:
+    gcroots = None
+    if ctx.config.gc.enabled:
+        gcroots = GcRoots.choose(ctx.config.gc.gc_roots_dir, ctx.config.state_dir)
+    await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots))
+
+
+async def serve(ctx: Context, builder: Builder) -> None:
+    """Run the queue with any builder (the benchmarks pass a no-op one)."""
+    systems = await supported_systems(ctx.config.queue_runner.systems)
+    await Runner(ctx, builder, systems).run()
+
+
+@attrs.define(eq=False)
+class Runner:
+    ctx: Context
+    builder: Builder
+    systems: list[str]
+    running: dict[int, asyncio.Task] = attrs.Factory(dict)
+    wake: asyncio.Event = attrs.Factory(asyncio.Event)
+    _background: set[asyncio.Task] = attrs.Factory(set)
+
+    @property
+    def cfg(self) -> QueueRunnerConfig:
+        return self.ctx.config.queue_runner
+
+    async def run(self) -> None:
+        log.info("runner started", runner=self.ctx.instance, workers=self.cfg.workers,
+                 systems=self.systems, lease_seconds=self.cfg.lease_seconds)
+        await self._maintain_once()
+        with self.ctx.bus.subscribe(BUILDS_QUEUED, BUILD_CHANGED) as sub:
+            side = [asyncio.create_task(coro, name=name) for name, coro in (
+                ("runner-listen", self._listen(sub)),
+                ("runner-heartbeat", self._every(self.cfg.lease_seconds / 3, self._heartbeat)),
+                ("runner-maintain", self._every(self.cfg.lease_seconds, self._maintain_once)),
+                ("runner-stop", self._wake_on_stop()),
+            )]
+            try:
+                await self._claim_loop()
+                await self._drain()
+            finally:
+                for task in side:
+                    task.cancel()
+                await asyncio.gather(*side, *self._background, return_exceptions=True)
+        log.info("runner stopped", runner=self.ctx.instance)
+
+    async def _claim_loop(self) -> None:
+        while not self.ctx.stopping.is_set():
+            self.wake.clear()
+            try:
+                await self._fill()
+            except DB_ERRORS as exc:
+                log.error("claiming builds failed; retrying", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.cfg.poll_interval)
+
+    async def _fill(self) -> None:
+        while (free := self.cfg.workers - len(self.running)) > 0 \
+                and not self.ctx.stopping.is_set():
+            async with self.ctx.pool.acquire() as conn:
+                rows = await conn.fetch(Q.queue_claim, self.ctx.instance, self.systems,
+                                        float(self.cfg.lease_seconds), free)
+            for row in rows:
+                self._start(ClaimedBuild.from_row(row))
+            if len(rows) < free:
+                return
+
+    def _start(self, build: ClaimedBuild) -> None:
+        task = asyncio.create_task(
+            worker.execute(self.ctx.pool, self.ctx.instance, self.builder, build),
+            name=f"build-{build.id}")
+        self.running[build.id] = task
+        task.add_done_callback(lambda t: self._done(build.id, t))
+
+    def _done(self, build_id: int, task: asyncio.Task) -> None:
+        self.running.pop(build_id, None)
+        self.wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("build worker failed; handing the build back", build_id=build_id,
+                      error=repr(task.exception()))
+            self._spawn(lease.hand_back(self.ctx.pool, self.ctx.instance, [build_id]))
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _stop_builds(self, build_ids: set[int], reason: str) -> None:
+        for build_id in build_ids:
+            task = self.running.get(build_id)
+            if task is not None:
+                log.info("stopping build", build_id=build_id, reason=reason)
+                task.cancel()
+
+    async def _listen(self, sub: Subscription) -> None:
+        while True:
+            items = await sub.wait()
+            channels = {channel for channel, _ in items}
+            if channels & {BUILDS_QUEUED, RECONNECTED}:
+                self.wake.set()
+            changed = [int(p) for c, p in items
+                       if c == BUILD_CHANGED and p.isdigit() and int(p) in self.running]
+            if RECONNECTED in channels:
+                changed = list(self.running)
+            try:
+                gone = await lease.lost(self.ctx.pool, self.ctx.instance, changed)
+            except DB_ERRORS as exc:
+                log.error("checking changed builds failed", error=str(exc))
+                continue
+            self._stop_builds(gone, "cancelled")
+
+    async def _heartbeat(self) -> None:
+        gone = await lease.renew(self.ctx.pool, self.ctx.instance, list(self.running),
+                                 float(self.cfg.lease_seconds))
+        self._stop_builds(gone, "lease lost")
+
+    async def _maintain_once(self) -> None:
+        reaped = await lease.reap_expired(self.ctx.pool)
+        if reaped:
+            log.info("returned builds with expired leases to the queue", builds=reaped)
+        if self.cfg.unsupported_timeout:
+            failed = await lease.fail_unsupported(self.ctx.pool, self.systems,
+                                                  self.cfg.unsupported_timeout)
+            if failed:
+                log.info("finished builds no runner supports as unsupported", builds=failed)
+
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await step()
+            except DB_ERRORS as exc:
+                log.error("periodic runner task failed; will retry", task=step.__name__,
+                          error=str(exc))
+
+    async def _wake_on_stop(self) -> None:
+        await self.ctx.stopping.wait()
+        self.wake.set()
+
+    async def _drain(self) -> None:
+        if not self.running:
+            return
+        grace = self.cfg.shutdown_grace
+        log.info("stopping: waiting for running builds", builds=list(self.running),
+                 grace=grace)
+        await asyncio.wait(list(self.running.values()), timeout=grace)
+        unfinished = dict(self.running)
+        for task in unfinished.values():
+            task.cancel()
+        await asyncio.gather(*unfinished.values(), return_exceptions=True)
+        returned = await lease.hand_back(self.ctx.pool, self.ctx.instance, list(unfinished))
+        if returned:
+            log.info("handed unfinished builds back to the queue", builds=returned)

@@ -1,0 +1,50 @@
+"""One claimed build, start to finish: stream its log, build it, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import structlog
+
+from circus.runner import results
+from circus.runner.builders import Builder
+from circus.runner.logsink import LogSink
+from circus.runner.outcome import ABORTED, ClaimedBuild, Outcome
+
+log = structlog.get_logger(__name__)
+
+
+async def execute(pool: asyncpg.Pool, runner_id: str, builder: Builder,
+                  build: ClaimedBuild) -> None:
+    """Build and record. Cancelled (build cancelled, lease lost, shutdown): the build
+    process is stopped, the log so far kept, and no status written."""
+    blog = log.bind(build_id=build.id, job=build.job, jobset=f"{build.project}:{build.jobset}")
+    blog.info("build claimed", drv=build.drv_path, system=build.system, attempt=build.attempts)
+    started = time.monotonic()
+    sink = LogSink(pool, build.id)
+    try:
+        outcome = await builder.build(build, sink.add)
+    except asyncio.CancelledError:
+        await asyncio.shield(_after_cancel(pool, sink, build.id))
+        blog.info("build stopped before it finished",
+                  duration=round(time.monotonic() - started, 3))
+        raise
+    except Exception as exc:
+        blog.exception("build could not be run", error=str(exc))
+        outcome = Outcome(ABORTED, f"runner error: {exc}")
+    await sink.close()
+    recorded = await results.finish(pool, runner_id, build, outcome, sink.written)
+    duration = round(time.monotonic() - started, 3)
+    if recorded:
+        blog.info("build finished", status=outcome.status, duration=duration,
+                  error=outcome.error)
+    else:
+        blog.warning("build result dropped: the build is no longer ours (cancelled or "
+                     "reaped)", status=outcome.status, duration=duration)
+
+
+async def _after_cancel(pool: asyncpg.Pool, sink: LogSink, build_id: int) -> None:
+    await sink.close()
+    await results.fold_cancelled_log(pool, build_id)

@@ -1,0 +1,82 @@
+-- The build queue as runners see it: claim, keep the lease, give back.
+
+-- name: queue_claim
+-- Up to $4 ready builds for runner $1 (systems $2, lease $3 seconds): queued, every
+-- dependency finished; marked running under a lease. A previous attempt's log is dropped.
+WITH next AS (
+    SELECT b.id
+      FROM builds b
+     WHERE b.state = 'queued'
+       AND b.system = ANY($2::text[])
+       AND NOT EXISTS (
+           SELECT 1 FROM build_dependencies d JOIN builds dep ON dep.id = d.dependency_id
+            WHERE d.build_id = b.id AND dep.state <> 'finished')
+     ORDER BY b.global_priority DESC, b.priority DESC, b.id
+     LIMIT $4
+       FOR UPDATE OF b SKIP LOCKED
+), claimed AS (
+    UPDATE builds b
+       SET state = 'running', runner_id = $1,
+           lease_expires_at = now() + make_interval(secs => $3::double precision),
+           started_at = now(), attempts = b.attempts + 1, updated_at = now()
+      FROM next, jobsets j, projects p
+     WHERE b.id = next.id AND j.id = b.jobset_id AND p.id = b.project_id
+ RETURNING b.id, b.job, b.drv_path, b.system, b.timeout, b.max_silent, b.is_aggregate,
+           b.attempts, j.name AS jobset, p.name AS project
+), cleared AS (
+    DELETE FROM build_log_chunks c USING claimed WHERE c.build_id = claimed.id
+)
+SELECT claimed.*, pg_notify('circus_build_changed', claimed.id::text) FROM claimed;
+
+-- name: queue_heartbeat
+-- Renew runner $1's leases on builds $2; the ids not returned are no longer ours.
+UPDATE builds
+   SET lease_expires_at = now() + make_interval(secs => $3::double precision)
+ WHERE id = ANY($2::bigint[]) AND state = 'running' AND runner_id = $1
+RETURNING id;
+
+-- name: queue_lost_builds
+-- Which of builds $2 are no longer running under runner $1 (cancelled, reaped, gone).
+SELECT id FROM unnest($2::bigint[]) AS ids(id)
+ WHERE NOT EXISTS (SELECT 1 FROM builds b
+                    WHERE b.id = ids.id AND b.state = 'running' AND b.runner_id = $1);
+
+-- name: queue_reap_expired
+-- Builds whose runner stopped renewing its lease go back to the queue.
+WITH reaped AS (
+    UPDATE builds
+       SET state = 'queued', runner_id = NULL, lease_expires_at = NULL, started_at = NULL,
+           updated_at = now()
+     WHERE state = 'running' AND lease_expires_at < now()
+ RETURNING id
+)
+SELECT id, pg_notify('circus_build_changed', id::text),
+       pg_notify('circus_builds_queued', '')
+  FROM reaped;
+
+-- name: queue_hand_back
+-- Runner $1 stops without finishing builds $2: they are queued again for anyone.
+WITH returned AS (
+    UPDATE builds
+       SET state = 'queued', runner_id = NULL, lease_expires_at = NULL, started_at = NULL,
+           updated_at = now()
+     WHERE id = ANY($2::bigint[]) AND state = 'running' AND runner_id = $1
+ RETURNING id
+), cleared AS (
+    DELETE FROM build_log_chunks c USING returned WHERE c.build_id = returned.id
+)
+SELECT id, pg_notify('circus_build_changed', id::text),
+       pg_notify('circus_builds_queued', '')
+  FROM returned;
+
+-- name: queue_fail_unsupported
+-- Queued builds older than $2 seconds for a system outside $1 finish as "unsupported" (9).
+WITH failed AS (
+    UPDATE builds
+       SET state = 'finished', buildstatus = 9, finished_at = now(), updated_at = now(),
+           error_message = 'no runner supports system ' || system
+     WHERE state = 'queued' AND NOT (system = ANY($1::text[]))
+       AND created_at < now() - make_interval(secs => $2::double precision)
+ RETURNING id
+)
+SELECT id, pg_notify('circus_build_changed', id::text) FROM failed;

@@ -1,0 +1,67 @@
+-- Finishing a build: status, outputs, products, metrics, steps, and what it means for
+-- the builds that wait on it. All run in one transaction by the runner.
+
+-- name: results_finish
+-- Only a build still running under runner $2: a cancelled or reaped build stays as it is.
+-- On success, runners hear of dependents that became ready. (CTEs share one snapshot, so
+-- the readiness check treats build $1 as finished by hand.)
+WITH done AS (
+    UPDATE builds
+       SET state = 'finished', buildstatus = $3, error_message = $4, finished_at = now(),
+           lease_expires_at = NULL, updated_at = now()
+     WHERE id = $1 AND state = 'running' AND runner_id = $2
+ RETURNING id
+), ready AS (
+    SELECT count(*) AS n
+      FROM build_dependencies d JOIN builds b ON b.id = d.build_id
+     WHERE $3 = 0 AND d.dependency_id = $1 AND b.state = 'queued'
+       AND EXISTS (SELECT 1 FROM done)
+       AND NOT EXISTS (
+           SELECT 1 FROM build_dependencies d2 JOIN builds dep ON dep.id = d2.dependency_id
+            WHERE d2.build_id = b.id AND dep.id <> $1 AND dep.state <> 'finished')
+)
+SELECT done.id, pg_notify('circus_build_changed', done.id::text),
+       CASE WHEN ready.n > 0 THEN pg_notify('circus_builds_queued', ready.n::text) END
+  FROM done, ready;
+
+-- name: results_insert_outputs
+INSERT INTO build_outputs (build_id, name, path)
+SELECT $1, o.name, o.path FROM unnest($2::text[], $3::text[]) AS o(name, path)
+ON CONFLICT (build_id, name) DO UPDATE SET path = EXCLUDED.path;
+
+-- name: results_insert_products
+INSERT INTO build_products (build_id, product_nr, type, subtype, name, path, default_path,
+                            file_size, sha256)
+SELECT $1, p.* FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                           $7::text[], $8::bigint[], $9::text[]) AS p;
+
+-- name: results_insert_metrics
+INSERT INTO build_metrics (build_id, name, value, unit)
+SELECT $1, m.* FROM unnest($2::text[], $3::double precision[], $4::text[]) AS m;
+
+-- name: results_insert_steps
+INSERT INTO build_steps (build_id, step_nr, drv_path, kind, machine, status, error_message,
+                         started_at, finished_at)
+SELECT $1, s.* FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::smallint[],
+                           $7::text[], $8::timestamptz[], $9::timestamptz[]) AS s;
+
+-- name: results_fail_dependents
+-- Every queued build that waits on build $1, directly or not, finishes as
+-- "dependency failed" (2) with message $2.
+WITH RECURSIVE dependents(id) AS (
+    SELECT d.build_id FROM build_dependencies d WHERE d.dependency_id = $1
+    UNION
+    SELECT d.build_id FROM build_dependencies d JOIN dependents x ON d.dependency_id = x.id
+), failed AS (
+    UPDATE builds b
+       SET state = 'finished', buildstatus = 2, error_message = $2, finished_at = now(),
+           updated_at = now()
+      FROM dependents x
+     WHERE b.id = x.id AND b.state = 'queued'
+ RETURNING b.id
+)
+SELECT id, pg_notify('circus_build_changed', id::text) FROM failed;
+
+
+-- name: results_lock_if_finished
+SELECT id FROM builds WHERE id = $1 AND state = 'finished' FOR UPDATE;
