@@ -483,10 +483,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load(
-    environ: typing.Mapping[str, str] | None = None, cwd: Path | None = None
+    environ: typing.Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    base: dict[str, Any] | None = None,
 ) -> Config:
+    """The effective settings; `base` sits just above the defaults (the demo's own)."""
     environ = os.environ if environ is None else environ
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = dict(base or {})
     local = (cwd or Path.cwd()) / "circus.toml"
     if local.is_file():
         data = _deep_merge(data, _read_toml(local))
