@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,12 @@ def host_system() -> str:
     ).stdout.strip()
 
 
+NONCE = uuid.uuid4().hex
+
+
 def flake_text(rev: str = "1", tick: int = 1) -> str:
     return (FLAKE_TEMPLATE.replace("@SYSTEM@", host_system()).replace("@REV@", rev)
-            .replace("@TICK@", str(tick)))
+            .replace("@TICK@", str(tick)).replace("@NONCE@", NONCE))
 
 
 def make_flake_repo(path: Path, rev: str = "1", tick: int = 1) -> Path:

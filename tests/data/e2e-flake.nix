@@ -7,6 +7,8 @@
       mk = name: script: extra:
         (builtins.derivation ({
           inherit name system;
+          # A fresh derivation per test run, so every job really builds (and logs).
+          nonce = "@NONCE@";
           builder = "/bin/sh";
           args = [ "-c" script ];
         } // extra));
