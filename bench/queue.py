@@ -1,7 +1,11 @@
 """Queue throughput: claim + complete 10 000 queued builds with a no-op builder, with one
 and with four runner OS processes against one embedded PostgreSQL (fresh database).
 
-    .venv/bin/python bench/queue.py [--builds 10000] [--workers 16]
+    .venv/bin/python bench/queue.py [--builds 10000] [--workers 16] [--no-async-commit]
+
+The headline figures use PostgreSQL's default `synchronous_commit = on` (what production
+runs); then, labelled, the same with `synchronous_commit = off` (skip with
+--no-async-commit).
 
 `--worker URL` is the runner process this script (and bench/handover.py) starts.
 """
@@ -63,7 +67,8 @@ def embedded_postgres() -> Iterator[embedded.EmbeddedPostgres]:
             server.stop("immediate")
 
 
-async def fresh_database(server: embedded.EmbeddedPostgres, name: str) -> str:
+async def fresh_database(server: embedded.EmbeddedPostgres, name: str,
+                         synchronous_commit: bool = True) -> str:
     admin = await asyncpg.connect(server.admin_url())
     await admin.execute(f"DROP DATABASE IF EXISTS {name}")
     await admin.execute(f"CREATE DATABASE {name}")
@@ -72,7 +77,8 @@ async def fresh_database(server: embedded.EmbeddedPostgres, name: str) -> str:
     conn = await asyncpg.connect(url)
     await migrations.up(conn)
     await conn.execute(SEED)
-    await conn.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+    if not synchronous_commit:
+        await conn.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
     await conn.close()
     return url
 
@@ -110,8 +116,8 @@ async def drained(conn: asyncpg.Connection) -> None:
 
 
 async def throughput(server: embedded.EmbeddedPostgres, processes: int, builds: int,
-                     workers: int) -> float:
-    url = await fresh_database(server, f"bench_queue_{processes}")
+                     workers: int, synchronous_commit: bool) -> float:
+    url = await fresh_database(server, f"bench_queue_{processes}", synchronous_commit)
     async with runner_processes(url, processes, workers):
         conn = await asyncpg.connect(url)
         started = time.perf_counter()
@@ -142,21 +148,26 @@ async def worker_main(url: str, workers: int) -> None:
         await pool.close()
 
 
-async def main(builds: int, workers: int) -> None:
+async def main(builds: int, workers: int, async_commit: bool) -> None:
+    modes = [True, False] if async_commit else [True]
     with embedded_postgres() as server:
-        for processes in (1, 4):
-            rate = await throughput(server, processes, builds, workers)
-            print(f"queue: {builds} no-op builds, {processes} runner process(es) x {workers} "
-                  f"workers: {rate:,.0f} builds/s", flush=True)
+        for synchronous_commit in modes:
+            label = "" if synchronous_commit else " [synchronous_commit = off]"
+            for processes in (1, 4):
+                rate = await throughput(server, processes, builds, workers, synchronous_commit)
+                print(f"queue{label}: {builds} no-op builds, {processes} runner process(es) x "
+                      f"{workers} workers: {rate:,.0f} builds/s", flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--builds", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--no-async-commit", action="store_true",
+                        help="only the headline figures (synchronous_commit = on)")
     parser.add_argument("--worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         asyncio.run(worker_main(args.worker, args.workers))
     else:
-        asyncio.run(main(args.builds, args.workers))
+        asyncio.run(main(args.builds, args.workers, not args.no_async_commit))

@@ -16,6 +16,7 @@ import asyncpg
 from circus.context import Context
 from circus.db.bus import Bus
 from circus.runner import role
+from circus.runner.builders import Builder
 
 PRELUDE = """
 let
@@ -91,13 +92,15 @@ async def wait_finished(pool: asyncpg.Pool, build_id: int, within: float = 60) -
 
 
 @contextlib.asynccontextmanager
-async def running_runner(config: object, database_url: str) -> AsyncIterator[Context]:
-    """The real runner role in this event loop; stopped (as on SIGTERM) on exit."""
+async def running_runner(config: object, database_url: str,
+                         builder: Builder | None = None) -> AsyncIterator[Context]:
+    """The real runner role in this event loop (building with Nix unless given another
+    builder); stopped (as on SIGTERM) on exit."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
     bus = Bus(database_url)
     await bus.start()
     ctx = Context(config=config, pool=pool, bus=bus, database_url=database_url)  # type: ignore[arg-type]
-    task = asyncio.create_task(role.run(ctx))
+    task = asyncio.create_task(role.run(ctx) if builder is None else role.serve(ctx, builder))
     try:
         yield ctx
     finally:

@@ -29,6 +29,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """On release, asyncpg still rolls back an open transaction and drops listeners. Its
+    default reset adds a round trip on every release (UNLISTEN, RESET ALL, CLOSE ALL,
+    advisory unlock) for session state Circus never leaves on a pooled connection: no
+    LISTEN (the bus has its own), no session SET (only SET LOCAL), no cursors outside a
+    transaction, and the migration lock is released explicitly."""
+
+
 async def create_pool(url: str, config: Config) -> asyncpg.Pool:
     db = config.database
     delay = 0.2
@@ -42,6 +50,7 @@ async def create_pool(url: str, config: Config) -> asyncpg.Pool:
                 max_inactive_connection_lifetime=db.idle_timeout,
                 timeout=db.connect_timeout,
                 init=_init_connection,
+                reset=_keep_session,
             )
         except (OSError, asyncpg.CannotConnectNowError) as exc:
             if asyncio.get_running_loop().time() > deadline:

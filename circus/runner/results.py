@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+import attrs
 
 from circus import logstore
 from circus.db.queries import Q
@@ -11,35 +12,54 @@ from circus.runner.outcome import ClaimedBuild, Outcome
 SUCCESS = 0
 
 
-async def finish(pool: asyncpg.Pool, runner_id: str, build: ClaimedBuild,
-                 outcome: Outcome, has_log: bool = True) -> bool:
-    """Store the outcome unless the build is no longer ours (cancelled, reaped): False then."""
+@attrs.define
+class Ending:
+    """How one claimed build ended, waiting to be recorded."""
+
+    build: ClaimedBuild
+    outcome: Outcome
+    has_log: bool = True
+
+
+async def finish_many(pool: asyncpg.Pool, runner_id: str, endings: list[Ending]) -> set[int]:
+    """Store these outcomes in one transaction, each only if its build is still ours
+    (not cancelled, not reaped); returns the ids recorded. A recorded build gets its
+    results and folded log, and a failed one fails what waits on it."""
+    ordered = sorted(endings, key=lambda e: e.build.id)  # row locks in one order
     async with pool.acquire() as conn:
-        if not has_log and _bare(outcome):
+        if all(_bare(e) for e in ordered):
             # Nothing else to write: the one statement is its own transaction.
-            return await _finish_row(conn, runner_id, build, outcome)
+            return await _finish_rows(conn, runner_id, ordered)
         async with conn.transaction():
-            if not await _finish_row(conn, runner_id, build, outcome):
-                return False
-            await _insert_results(conn, build.id, outcome)
-            if has_log:
-                await logstore.fold(conn, build.id)
-            if outcome.status != SUCCESS:
-                await fail_dependents(conn, build.id, f"dependency {build.job} "
-                                                      f"(build {build.id}) failed")
-    return True
+            recorded = await _finish_rows(conn, runner_id, ordered)
+            for ending in ordered:
+                if ending.build.id in recorded:
+                    await _record_rest(conn, ending)
+    return recorded
 
 
-def _bare(outcome: Outcome) -> bool:
-    return outcome.status == SUCCESS and not (
+def _bare(ending: Ending) -> bool:
+    outcome = ending.outcome
+    return not ending.has_log and outcome.status == SUCCESS and not (
         outcome.outputs or outcome.steps or outcome.products or outcome.metrics)
 
 
-async def _finish_row(conn: asyncpg.Connection, runner_id: str, build: ClaimedBuild,
-                      outcome: Outcome) -> bool:
-    row = await conn.fetchrow(Q.results_finish, build.id, runner_id, outcome.status,
-                              outcome.error)
-    return row is not None
+async def _finish_rows(conn: asyncpg.Connection, runner_id: str,
+                       endings: list[Ending]) -> set[int]:
+    rows = await conn.fetch(Q.results_finish, runner_id, [e.build.id for e in endings],
+                            [e.outcome.status for e in endings],
+                            [e.outcome.error for e in endings])
+    return {row["id"] for row in rows}
+
+
+async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:
+    build, outcome = ending.build, ending.outcome
+    await _insert_results(conn, build.id, outcome)
+    if ending.has_log:
+        await logstore.fold(conn, build.id)
+    if outcome.status != SUCCESS:
+        await fail_dependents(conn, build.id, f"dependency {build.job} "
+                                              f"(build {build.id}) failed")
 
 
 async def fail_dependents(conn: asyncpg.Connection, build_id: int, message: str) -> list[int]:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import attrs
 import structlog
+from structlog.typing import BindableLogger
 
 from circus.config import QueueRunnerConfig
 from circus.context import Context
@@ -24,12 +25,15 @@ from circus.db.queries import Q
 from circus.nix.gcroots import GcRoots
 from circus.runner import lease, worker
 from circus.runner.builders import Builder, NixBuilder
+from circus.runner.finisher import Finisher
 from circus.runner.outcome import ClaimedBuild
 from circus.runner.systems import supported_systems
 
 log = structlog.get_logger(__name__)
 
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# How long notifications about our running builds are gathered before one check.
+CHECK_WINDOW = 0.05
 
 
 async def run(ctx: Context) -> None:
@@ -53,6 +57,12 @@ class Runner:
     running: dict[int, asyncio.Task] = attrs.Factory(dict)
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
     _background: set[asyncio.Task] = attrs.Factory(set)
+    _finisher: Finisher = attrs.field(init=False)
+    _build_log: BindableLogger = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._finisher = Finisher(self.ctx.pool, self.ctx.instance, slot_freed=self.wake)
+        self._build_log = worker.resolved_log()
 
     @property
     def cfg(self) -> QueueRunnerConfig:
@@ -89,7 +99,7 @@ class Runner:
                 await asyncio.wait_for(self.wake.wait(), self.cfg.poll_interval)
 
     async def _fill(self) -> None:
-        while (free := self.cfg.workers - len(self.running)) > 0 \
+        while (free := self.cfg.workers - self._busy()) > 0 \
                 and not self.ctx.stopping.is_set():
             async with self.ctx.pool.acquire() as conn:
                 rows = await conn.fetch(Q.queue_claim, self.ctx.instance, self.systems,
@@ -99,9 +109,14 @@ class Runner:
             if len(rows) < free:
                 return
 
+    def _busy(self) -> int:
+        """Worker slots in use: a build whose outcome waits to be recorded needs none, so
+        the next claim overlaps that write."""
+        return len(self.running) - self._finisher.in_hand
+
     def _start(self, build: ClaimedBuild) -> None:
         task = asyncio.create_task(
-            worker.execute(self.ctx.pool, self.ctx.instance, self.builder, build),
+            worker.execute(self.ctx.pool, self._finisher, self.builder, build, self._build_log),
             name=f"build-{build.id}")
         self.running[build.id] = task
         task.add_done_callback(lambda t: self._done(build.id, t))
@@ -128,20 +143,33 @@ class Runner:
 
     async def _listen(self, sub: Subscription) -> None:
         while True:
-            items = await sub.wait()
-            channels = {channel for channel, _ in items}
-            if channels & {BUILDS_QUEUED, RECONNECTED}:
-                self.wake.set()
-            changed = [int(p) for c, p in items
-                       if c == BUILD_CHANGED and p.isdigit() and int(p) in self.running]
-            if RECONNECTED in channels:
-                changed = list(self.running)
+            changed = self._heard(await sub.wait())
+            if not changed:
+                continue
+            # Our own claims and finishes notify too. Gathering what arrives within a
+            # short window checks them all with one query, still well within the second
+            # a cancelled build has to stop in.
+            deadline = asyncio.get_running_loop().time() + CHECK_WINDOW
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                changed |= self._heard(await sub.wait(timeout=left))
             try:
-                gone = await lease.lost(self.ctx.pool, self.ctx.instance, changed)
+                gone = await lease.lost(self.ctx.pool, self.ctx.instance,
+                                        [i for i in changed if i in self.running])
             except DB_ERRORS as exc:
                 log.error("checking changed builds failed", error=str(exc))
                 continue
             self._stop_builds(gone, "cancelled")
+
+    def _heard(self, items: list[tuple[str, str]]) -> set[int]:
+        """Wakes the claim loop if builds were queued; returns the running builds that
+        changed (all of them after a reconnect)."""
+        channels = {channel for channel, _ in items}
+        if channels & {BUILDS_QUEUED, RECONNECTED}:
+            self.wake.set()
+        if RECONNECTED in channels:
+            return set(self.running)
+        return {int(p) for c, p in items
+                if c == BUILD_CHANGED and p.isdigit() and int(p) in self.running}
 
     async def _heartbeat(self) -> None:
         gone = await lease.renew(self.ctx.pool, self.ctx.instance, list(self.running),

@@ -7,20 +7,30 @@ import time
 
 import asyncpg
 import structlog
+from structlog.typing import BindableLogger
 
 from circus.runner import results
 from circus.runner.builders import Builder
+from circus.runner.finisher import Finisher
 from circus.runner.logsink import LogSink
 from circus.runner.outcome import ABORTED, ClaimedBuild, Outcome
 
 log = structlog.get_logger(__name__)
 
 
-async def execute(pool: asyncpg.Pool, runner_id: str, builder: Builder,
-                  build: ClaimedBuild) -> None:
+def resolved_log() -> BindableLogger:
+    """This module's logger as configured now, for `execute(runner_log=...)`."""
+    return log.bind()
+
+
+async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
+                  build: ClaimedBuild, runner_log: BindableLogger | None = None) -> None:
     """Build and record. Cancelled (build cancelled, lease lost, shutdown): the build
-    process is stopped, the log so far kept, and no status written."""
-    blog = log.bind(build_id=build.id, job=build.job, jobset=f"{build.project}:{build.jobset}")
+    process is stopped, the log so far kept, and no status written. `runner_log`: a
+    logger resolved once by the caller, so a build does not pay for structlog's lazy
+    proxy re-resolving its configuration on every call."""
+    blog = (runner_log or log).bind(build_id=build.id, job=build.job,
+                                    jobset=f"{build.project}:{build.jobset}")
     blog.info("build claimed", drv=build.drv_path, system=build.system, attempt=build.attempts)
     started = time.monotonic()
     sink = LogSink(pool, build.id)
@@ -35,7 +45,7 @@ async def execute(pool: asyncpg.Pool, runner_id: str, builder: Builder,
         blog.exception("build could not be run", error=str(exc))
         outcome = Outcome(ABORTED, f"runner error: {exc}")
     await sink.close()
-    recorded = await results.finish(pool, runner_id, build, outcome, sink.written)
+    recorded = await finisher.finish(build, outcome, sink.written)
     duration = round(time.monotonic() - started, 3)
     if recorded:
         blog.info("build finished", status=outcome.status, duration=duration,

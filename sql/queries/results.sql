@@ -2,24 +2,33 @@
 -- the builds that wait on it. All run in one transaction by the runner.
 
 -- name: results_finish
--- Only a build still running under runner $2: a cancelled or reaped build stays as it is.
--- On success, runners hear of dependents that became ready. (CTEs share one snapshot, so
--- the readiness check treats build $1 as finished by hand.)
-WITH done AS (
-    UPDATE builds
-       SET state = 'finished', buildstatus = $3, error_message = $4, finished_at = now(),
-           lease_expires_at = NULL, updated_at = now()
-     WHERE id = $1 AND state = 'running' AND runner_id = $2
- RETURNING id
+-- Builds $2 with statuses $3 and errors $4, but only those still running under runner $1:
+-- a cancelled or reaped build stays as it is. Returns the ids finished here. On success,
+-- runners hear of dependents that became ready. (CTEs share one snapshot, so the readiness
+-- check treats the builds this statement finishes successfully as finished by hand.)
+WITH outcome AS (
+    SELECT * FROM unnest($2::bigint[], $3::smallint[], $4::text[]) AS o(id, status, error)
+), done AS (
+    UPDATE builds b
+       SET state = 'finished', buildstatus = o.status, error_message = o.error,
+           finished_at = now(), lease_expires_at = NULL, updated_at = now()
+      FROM outcome o
+     WHERE b.id = o.id AND b.state = 'running' AND b.runner_id = $1
+ RETURNING b.id, b.buildstatus
+), succeeded AS (
+    SELECT id FROM done WHERE buildstatus = 0
 ), ready AS (
-    SELECT count(*) AS n
-      FROM build_dependencies d JOIN builds b ON b.id = d.build_id
-     WHERE $3 = 0 AND d.dependency_id = $1 AND b.state = 'queued'
-       AND EXISTS (SELECT 1 FROM done)
+    SELECT count(DISTINCT b.id) AS n
+      FROM succeeded s
+      JOIN build_dependencies d ON d.dependency_id = s.id
+      JOIN builds b ON b.id = d.build_id
+     WHERE b.state = 'queued'
        AND NOT EXISTS (
            SELECT 1 FROM build_dependencies d2 JOIN builds dep ON dep.id = d2.dependency_id
-            WHERE d2.build_id = b.id AND dep.id <> $1 AND dep.state <> 'finished')
+            WHERE d2.build_id = b.id AND dep.state <> 'finished'
+              AND dep.id NOT IN (SELECT id FROM succeeded))
 )
+-- Identical notifications in one transaction are delivered once: one "queued" per batch.
 SELECT done.id, pg_notify('circus_build_changed', done.id::text),
        CASE WHEN ready.n > 0 THEN pg_notify('circus_builds_queued', ready.n::text) END
   FROM done, ready;
