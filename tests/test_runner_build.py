@@ -126,3 +126,21 @@ async def test_failed_dependency_fails_dependents_transitively(make_config, data
         row = await build_row(pool, dependent)
         assert row["buildstatus"] == 2
         assert f"build {bad_id}" in row["error_message"] and "bad" in row["error_message"]
+
+
+async def test_already_built_outputs_show_the_stored_log(make_config, database_url, pool,
+                                                         tmp_path):
+    jobset = await make_jobset(pool)
+    nonce = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
+    drv = instantiate(tmp_path, f'mk {{ name = "prebuilt"; script = '
+                                f'"echo made-earlier-{nonce}; /bin/mkdir $out"; }}')
+    await asyncio.to_thread(subprocess.run, ["nix-store", "--realise", drv], check=True,
+                            capture_output=True)
+    build_id = await add_build(pool, jobset, "prebuilt", drv)
+    async with running_runner(make_config(), database_url):
+        row = await wait_finished(pool, build_id)
+    assert row["buildstatus"] == 0
+    async with pool.acquire() as conn:
+        text = await logstore.read_log(conn, build_id)
+    assert "outputs were already in the store" in text
+    assert f"made-earlier-{nonce}" in text

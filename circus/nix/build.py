@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import structlog
 
-from circus.nix.cli import nix
+from circus.nix.cli import legacy, nix
 
 log = structlog.get_logger(__name__)
 
@@ -202,3 +202,14 @@ async def kill(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
+
+
+async def stored_log(drv_path: str) -> list[str]:
+    """The log Nix kept when it built `drv_path` earlier (empty when it kept none)."""
+    proc = await asyncio.create_subprocess_exec(
+        *legacy("nix-store", "--read-log", drv_path), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    stdout, _ = await proc.communicate()
+    if proc.returncode != 0:
+        return []
+    return stdout.decode("utf-8", "replace").splitlines()

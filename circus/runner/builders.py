@@ -11,7 +11,7 @@ import structlog
 
 from circus.config import QueueRunnerConfig
 from circus.nix import products
-from circus.nix.build import LineSink, build_argv, run_build
+from circus.nix.build import LineSink, build_argv, run_build, stored_log
 from circus.nix.gcroots import GcRootError, GcRoots
 from circus.runner.outcome import ClaimedBuild, Outcome
 
@@ -44,11 +44,20 @@ class NixBuilder:
     async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
         timeout = build.timeout or self.config.build_timeout
         argv = build_argv(build.drv_path, timeout, build.max_silent)
+        lines = 0
+
+        def counted(line: str) -> None:
+            nonlocal lines
+            lines += 1
+            on_line(line)
+
         try:
             async with asyncio.timeout(timeout + WALL_CLOCK_SLACK):
-                result = await run_build(argv, on_line)
+                result = await run_build(argv, counted)
         except TimeoutError:
             return Outcome(TIMED_OUT, f"nix did not finish within {timeout} s")
+        if result.status == SUCCESS and lines == 0:
+            await _replay_stored_log(build.drv_path, on_line)
         outcome = Outcome(result.status, result.error, result.outputs, result.steps)
         if result.status == SUCCESS:
             await asyncio.to_thread(_inspect_outputs, outcome)
@@ -64,6 +73,16 @@ class NixBuilder:
             except GcRootError as exc:
                 log.error("could not add a gc root", build_id=build.id, path=path,
                           error=str(exc))
+
+
+async def _replay_stored_log(drv_path: str, on_line: LineSink) -> None:
+    """Outputs already valid: Nix built nothing and printed nothing. Show the log of the
+    build that made them, as a user reading this build's log expects."""
+    stored = await stored_log(drv_path)
+    on_line("circus: the outputs were already in the store; nothing was rebuilt."
+            + (" Log of the build that made them:" if stored else ""))
+    for line in stored:
+        on_line(line)
 
 
 def _inspect_outputs(outcome: Outcome) -> None:
