@@ -1,0 +1,196 @@
+"""One evaluation of one jobset: fetch, skip when nothing changed, evaluate, ingest — or
+record why it failed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+import attrs
+import structlog
+
+from circus.config import EvaluatorConfig
+from circus.context import Context
+from circus.db.queries import Q
+from circus.evaluator import evaljobs, git, nixeval
+from circus.evaluator.ingest import Counts, Evaluation, ingest, record_failure
+from circus.evaluator.inputs import (
+    EvalInput,
+    JobsetInput,
+    allowed_paths,
+    inputs_hash,
+    nix_args,
+    recorded,
+)
+from circus.evaluator.jobs import JobRecord
+from circus.evaluator.nixeval import EvalError, Target
+from circus.nix import drv
+
+log = structlog.get_logger(__name__)
+
+
+@attrs.frozen
+class Jobset:
+    """A due jobset, as `evaluator_due_jobsets` returns it."""
+
+    id: int
+    name: str
+    project_id: int
+    project_name: str
+    repository_url: str
+    nix_expression: str
+    flake: bool
+    branch: str | None
+    enabled: int
+    trigger_time: datetime | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.project_name}:{self.name}"
+
+
+class EvaluationFailed(Exception):
+    """The evaluation cannot go on; the message is what users see."""
+
+
+async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
+    reserved = await ctx.pool.fetchrow(Q.evaluator_reserve_evaluation)
+    ev = Evaluation(id=reserved["id"], jobset_id=jobset.id, project_id=jobset.project_id,
+                    commit_hash="", inputs_hash="", flake_uri="",
+                    started_at=reserved["taken_at"])
+    # Bound both ways: on our lines, and (contextvars) on those of the modules we call.
+    context = {"jobset": jobset.label, "evaluation_id": ev.id}
+    bound = log.bind(**context)
+    started = time.monotonic()
+    with structlog.contextvars.bound_contextvars(**context):
+        bound.info("evaluation started", repository=jobset.repository_url,
+                   triggered=jobset.trigger_time is not None)
+        try:
+            ev, target = await _prepare(ctx, jobset, ev)
+            if await _unchanged(ctx.pool, jobset, ev):
+                await ctx.pool.execute(Q.evaluator_mark_checked, jobset.id, ev.started_at)
+                bound.info("evaluation skipped: inputs unchanged", commit=ev.commit_hash)
+                return
+            counts = await _evaluate_and_ingest(ctx, ev, target)
+        except (git.GitError, EvalError, EvaluationFailed) as exc:
+            async with ctx.pool.acquire() as conn:
+                await record_failure(conn, ev, str(exc))
+            bound.warning("evaluation failed", error=str(exc).split("\n", 1)[0],
+                          commit=ev.commit_hash, duration=round(time.monotonic() - started, 2))
+            return
+    bound.info("evaluation finished", commit=ev.commit_hash, **attrs.asdict(counts),
+               duration=round(time.monotonic() - started, 2))
+
+
+async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target) -> Counts:
+    records = await _evaluate(ctx.config.evaluator, target)
+    deps = await asyncio.to_thread(
+        drv.nearest_jobs, [r.drv_path for r in records if r.error is None])
+    async with ctx.pool.acquire() as conn:
+        return await ingest(conn, ev, records, deps)
+
+
+async def _evaluate(cfg: EvaluatorConfig, target: Target) -> list[JobRecord]:
+    """Every job of the target, or EvaluationFailed when it takes longer than allowed."""
+    try:
+        async with asyncio.timeout(cfg.nix_timeout):
+            if evaljobs.available():
+                return await evaljobs.evaluate(target)
+            return await nixeval.evaluate(target)
+    except TimeoutError:
+        raise EvaluationFailed(f"evaluation timed out after {cfg.nix_timeout} s "
+                               "(evaluator.nix_timeout); Nix was killed") from None
+
+
+async def _unchanged(pool: asyncpg.Pool, jobset: Jobset, ev: Evaluation) -> bool:
+    """Same inputs as the last evaluation. A trigger still retries a failed one."""
+    last = await pool.fetchrow(Q.evaluator_last_evaluation, jobset.id)
+    if last is None or last["inputs_hash"] != ev.inputs_hash:
+        return False
+    return not (last["status"] == "failed" and jobset.trigger_time is not None)
+
+
+async def _prepare(ctx: Context, jobset: Jobset,
+                   ev: Evaluation) -> tuple[Evaluation, Target]:
+    """Fetch the repository and inputs; the evaluation's identity and what to evaluate."""
+    cfg = ctx.config.evaluator
+    root = _work_dir(cfg) / f"jobset-{jobset.id}"
+    rev = await git.fetch(jobset.repository_url, jobset.branch, root / "repo.git",
+                          cfg.git_timeout)
+    rows = await ctx.pool.fetch(Q.evaluator_jobset_inputs, jobset.id)
+    inputs = [JobsetInput(r["name"], r["type"], r["value"]) for r in rows]
+    main = EvalInput(_main_input_name(jobset, inputs), "git", uri=jobset.repository_url,
+                     revision=rev.commit, value=rev.branch)
+    options = _options(cfg)
+    if jobset.flake:
+        url = f"git+file://{rev.clone}?ref={quote('refs/heads/' + rev.branch)}&rev={rev.commit}"
+        target = Target(flake_url=url, attr=jobset.nix_expression or "hydraJobs",
+                        options=options)
+        flake_uri = f"{_flake_base(jobset.repository_url)}?rev={rev.commit}#{target.attr}"
+    else:
+        inputs = [await _fetch_input(item, root, cfg) for item in inputs]
+        src = await git.checkout(rev, root / "src", cfg.git_timeout)
+        target = Target(file=str(_inside(src, jobset.nix_expression)), args=tuple(
+            nix_args(inputs)), search_path=(str(src), *_named_paths(inputs)), options=options)
+        flake_uri = ""
+    ev = attrs.evolve(
+        ev, commit_hash=rev.commit, flake_uri=flake_uri, inputs=[main, *recorded(inputs)],
+        inputs_hash=inputs_hash(rev.commit, jobset.nix_expression, jobset.flake, inputs))
+    return ev, target
+
+
+async def _fetch_input(item: JobsetInput, root: Path, cfg: EvaluatorConfig) -> JobsetInput:
+    if item.type != "git":
+        return item
+    rev = await git.fetch(item.git_url, item.git_branch, root / "inputs" / f"{item.name}.git",
+                          cfg.git_timeout)
+    path = await git.checkout(rev, root / "inputs" / item.name, cfg.git_timeout)
+    return attrs.evolve(item, path=str(path), revision=rev.commit)
+
+
+def _work_dir(cfg: EvaluatorConfig) -> Path:
+    # Absolute: the clone's path goes into a git+file:// URL.
+    return Path(cfg.work_dir).absolute()
+
+
+def _options(cfg: EvaluatorConfig) -> tuple[str, ...]:
+    options: list[str] = []
+    if cfg.restrict_eval:
+        options += ["--option", "restrict-eval", "true"]
+    if not cfg.allow_ifd:
+        options += ["--option", "allow-import-from-derivation", "false"]
+    return tuple(options)
+
+
+def _named_paths(inputs: list[JobsetInput]) -> list[str]:
+    """`-I name=path` for path and git inputs: `<name>` works, and restricted evaluation
+    may read them."""
+    paths = allowed_paths(inputs)
+    names = [i.name for i in inputs if i.type in ("path", "git")]
+    return [f"{name}={path}" for name, path in zip(names, paths, strict=True)]
+
+
+def _inside(src: Path, expression: str) -> Path:
+    path = (src / expression).resolve()
+    if not path.is_relative_to(src.resolve()):
+        raise EvaluationFailed(f"nix_expression {expression!r} points outside the checkout")
+    if not path.exists():
+        raise EvaluationFailed(f"nix_expression {expression!r}: no such file in the checkout")
+    return path
+
+
+def _main_input_name(jobset: Jobset, inputs: list[JobsetInput]) -> str:
+    taken = {i.name for i in inputs}
+    return "src" if "src" not in taken else jobset.project_name
+
+
+def _flake_base(url: str) -> str:
+    if url.startswith("git+"):
+        return url
+    if "://" in url:
+        return f"git+{url}"
+    return f"git+file://{Path(url).resolve()}"

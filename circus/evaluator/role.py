@@ -1,0 +1,124 @@
+"""The evaluator role: evaluates each enabled jobset when its check interval elapsed or
+when someone triggered it (NOTIFY `circus_eval_requested` wakes us at once; the poll
+interval is only the safety net), at most `max_concurrent_evals` at a time.
+
+A failed evaluation is the user's business (recorded on the jobset). A failure of the loop
+itself (database gone, a bug) is logged and retried, or with `strict_errors` ends the role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import attrs
+import structlog
+
+from circus.context import Context
+from circus.db.bus import EVAL_REQUESTED, Subscription
+from circus.db.queries import Q
+from circus.evaluator import evaljobs
+from circus.evaluator.evaluate import Jobset, evaluate_jobset
+
+log = structlog.get_logger(__name__)
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# A broken database is retried this often at most, whatever the poll interval.
+RETRY_SECONDS = 5.0
+
+
+async def run(ctx: Context) -> None:
+    cfg = ctx.config.evaluator
+    log.info("evaluator started", poll_interval=cfg.poll_interval,
+             max_concurrent_evals=cfg.max_concurrent_evals, work_dir=cfg.work_dir,
+             evaluator="nix-eval-jobs" if evaljobs.available() else "walk.nix")
+    loop = _Loop(slots=asyncio.Semaphore(cfg.max_concurrent_evals))
+    with ctx.bus.subscribe(EVAL_REQUESTED) as sub:
+        try:
+            while not ctx.stopping.is_set():
+                seconds = await _schedule(ctx, loop)
+                await _wait(ctx, sub, loop.wake, seconds)
+                if loop.crashed and cfg.strict_errors:
+                    raise loop.crashed[0]
+        finally:
+            await _abandon(loop.running)
+    log.info("evaluator stopped")
+
+
+@attrs.define
+class _Loop:
+    slots: asyncio.Semaphore
+    running: dict[int, asyncio.Task[None]] = attrs.Factory(dict)
+    # Set when an evaluation ends: a trigger that came meanwhile is due now.
+    wake: asyncio.Event = attrs.Factory(asyncio.Event)
+    crashed: list[BaseException] = attrs.Factory(list)
+
+    def finished(self, jobset_id: int, task: asyncio.Task[None]) -> None:
+        self.running.pop(jobset_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            self.crashed.append(task.exception())  # type: ignore[arg-type]
+        self.wake.set()
+
+
+async def _schedule(ctx: Context, loop: _Loop) -> float:
+    """Start an evaluation for each due jobset; seconds until the next one is due."""
+    poll = float(ctx.config.evaluator.poll_interval)
+    try:
+        rows = await ctx.pool.fetch(Q.evaluator_due_jobsets, list(loop.running))
+        for row in rows:
+            jobset = Jobset(**dict(row))
+            task = asyncio.create_task(_in_slot(ctx, loop.slots, jobset),
+                                       name=f"evaluate {jobset.label}")
+            loop.running[jobset.id] = task
+            task.add_done_callback(lambda t, jid=jobset.id: loop.finished(jid, t))
+        due_in = await ctx.pool.fetchval(Q.evaluator_seconds_until_due, list(loop.running))
+    except DB_ERRORS as exc:
+        log.error("evaluator cannot read the jobsets; retrying", error=str(exc),
+                  error_type=type(exc).__name__)
+        if ctx.config.evaluator.strict_errors:
+            raise
+        return min(poll, RETRY_SECONDS)
+    return poll if due_in is None else max(0.05, min(poll, due_in))
+
+
+async def _in_slot(ctx: Context, slots: asyncio.Semaphore, jobset: Jobset) -> None:
+    async with slots:
+        if ctx.stopping.is_set():
+            return
+        try:
+            await evaluate_jobset(ctx, jobset)
+            return
+        except DB_ERRORS as exc:
+            log.error("evaluation lost its database", jobset=jobset.label, error=str(exc))
+            if ctx.config.evaluator.strict_errors:
+                raise
+        except Exception:
+            log.exception("evaluation crashed", jobset=jobset.label)
+            if ctx.config.evaluator.strict_errors:
+                raise
+    # Nothing was recorded, so the jobset is still due: do not retry it in a hot loop.
+    await ctx.sleep_or_stop(min(float(ctx.config.evaluator.poll_interval), 30.0))
+
+
+async def _wait(ctx: Context, sub: Subscription, wake: asyncio.Event, seconds: float) -> None:
+    """Until a trigger, a finished evaluation, a stop request or `seconds` pass."""
+    waiters = [asyncio.ensure_future(sub.wait(seconds)),
+               asyncio.ensure_future(ctx.stopping.wait()),
+               asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        wake.clear()
+
+
+async def _abandon(running: dict[int, asyncio.Task[None]]) -> None:
+    """Stop evaluations in progress; their Nix processes are killed and nothing of them
+    was written, so the next start redoes them."""
+    tasks = list(running.values())
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*tasks, return_exceptions=True)
