@@ -201,3 +201,26 @@ async def test_bus_survives_a_postgresql_restart(tmp_path: Path) -> None:
     finally:
         await bus.close()
         server.stop("immediate")
+
+
+async def test_deleting_a_project_removes_its_build_links(pool: asyncpg.Pool) -> None:
+    """Links have no per-row foreign keys (ingest speed); a trigger removes them instead."""
+    async with pool.acquire() as conn:
+        pid = await conn.fetchval(
+            "INSERT INTO projects (name, repository_url) VALUES ('p', 'https://x') RETURNING id")
+        jid = await conn.fetchval(
+            "INSERT INTO jobsets (project_id, name) VALUES ($1, 'j') RETURNING id", pid)
+        a, b = [await conn.fetchval(
+            "INSERT INTO builds (jobset_id, project_id, job, drv_path, system) "
+            "VALUES ($1, $2, $3, $4, 'x86_64-linux') RETURNING id", jid, pid, job, f"/d/{job}")
+            for job in ("a", "b")]
+        eid = await conn.fetchval(
+            "INSERT INTO evaluations (jobset_id, commit_hash, inputs_hash) "
+            "VALUES ($1, 'c', 'h') RETURNING id", jid)
+        await conn.execute("INSERT INTO evaluation_builds VALUES ($1, $2), ($1, $3)", eid, a, b)
+        await conn.execute("INSERT INTO build_dependencies VALUES ($1, $2)", b, a)
+        await conn.execute("INSERT INTO aggregate_constituents VALUES ($1, $2)", b, a)
+        await conn.execute("DELETE FROM projects WHERE id = $1", pid)
+        for table in ("builds", "evaluation_builds", "build_dependencies",
+                      "aggregate_constituents"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
