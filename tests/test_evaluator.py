@@ -394,3 +394,27 @@ def test_nix_eval_jobs_lines_become_the_same_records() -> None:
     assert (record.attr, record.name, record.meta.license, record.meta.maintainers,
             record.meta.timeout, record.is_aggregate, record.constituents) == (
         "pkgs.hello", "hello-1.0", "MIT, gpl3", "a@b.c", 60, True, ["other"])
+
+
+async def test_two_evaluator_processes_evaluate_a_jobset_once(make_repo: Callable,
+                                                              make_ctx: Callable) -> None:
+    repo = make_repo({"flake.nix": flake_text()})
+    first, second = make_ctx({"poll_interval": 3600}), make_ctx({"poll_interval": 3600})
+    jobset_id = await create_jobset(first.pool, repo, check_interval=0)
+    with first.bus.subscribe(EVAL_CHANGED) as changes, capture_logs() as logs:
+        tasks = [asyncio.create_task(role.run(ctx)) for ctx in (first, second)]
+        try:
+            await first.pool.execute(
+                "UPDATE jobsets SET trigger_time = now() WHERE id = $1", jobset_id)
+            await first.pool.execute("SELECT pg_notify('circus_eval_requested', $1)",
+                                     str(jobset_id))
+            assert await changes.wait(120)
+            await until(lambda: any(e["event"] == "evaluation finished" for e in logs))
+            await asyncio.sleep(1)  # a second evaluation, if any, would have begun by now
+        finally:
+            first.stopping.set()
+            second.stopping.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert await first.pool.fetchval(
+        "SELECT count(*) FROM evaluations WHERE jobset_id = $1", jobset_id) == 1
+    assert [e["event"] for e in logs].count("evaluation finished") == 1

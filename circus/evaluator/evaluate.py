@@ -53,6 +53,10 @@ class Jobset:
         return f"{self.project_name}:{self.name}"
 
 
+# New builds from one evaluation past which the planner's statistics are refreshed.
+ANALYZE_AFTER = 10_000
+
+
 class EvaluationFailed(Exception):
     """The evaluation cannot go on; the message is what users see."""
 
@@ -91,7 +95,10 @@ async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target) -> 
     deps = await asyncio.to_thread(
         drv.nearest_jobs, [r.drv_path for r in records if r.error is None])
     async with ctx.pool.acquire() as conn:
-        return await ingest(conn, ev, records, deps)
+        counts = await ingest(conn, ev, records, deps)
+        if counts.nr_new_builds >= ANALYZE_AFTER:
+            await conn.execute(Q.evaluator_analyze_builds)
+    return counts
 
 
 async def _evaluate(cfg: EvaluatorConfig, target: Target) -> list[JobRecord]:

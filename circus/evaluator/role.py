@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import asyncpg
 import attrs
@@ -87,7 +88,12 @@ async def _in_slot(ctx: Context, slots: asyncio.Semaphore, jobset: Jobset) -> No
         if ctx.stopping.is_set():
             return
         try:
-            await evaluate_jobset(ctx, jobset)
+            async with _exclusive(ctx, jobset) as ours:
+                if ours:
+                    await evaluate_jobset(ctx, jobset)
+                else:
+                    log.info("jobset is being evaluated by another process; skipped",
+                             jobset=jobset.label)
             return
         except DB_ERRORS as exc:
             log.error("evaluation lost its database", jobset=jobset.label, error=str(exc))
@@ -99,6 +105,18 @@ async def _in_slot(ctx: Context, slots: asyncio.Semaphore, jobset: Jobset) -> No
                 raise
     # Nothing was recorded, so the jobset is still due: do not retry it in a hot loop.
     await ctx.sleep_or_stop(min(float(ctx.config.evaluator.poll_interval), 30.0))
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(ctx: Context, jobset: Jobset) -> AsyncIterator[bool]:
+    """Whether this process may evaluate `jobset` now (another evaluator may be at it)."""
+    async with ctx.pool.acquire() as conn:
+        ours = await conn.fetchval(Q.evaluator_try_lock_jobset, jobset.id)
+        try:
+            yield ours
+        finally:
+            if ours and not conn.is_closed():
+                await conn.fetchval(Q.evaluator_unlock_jobset, jobset.id)
 
 
 async def _wait(ctx: Context, sub: Subscription, wake: asyncio.Event, seconds: float) -> None:

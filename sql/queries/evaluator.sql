@@ -207,3 +207,16 @@ SELECT count(*) FROM build_dependencies;
 
 -- name: evaluator_bench_backend_pid
 SELECT pg_backend_pid();
+
+-- name: evaluator_try_lock_jobset
+-- One evaluation of a jobset at a time across every evaluator process. A session lock:
+-- a process that dies releases it with its connection.
+SELECT pg_try_advisory_lock(1667855213, $1::int);
+
+-- name: evaluator_unlock_jobset
+SELECT pg_advisory_unlock(1667855213, $1::int);
+
+-- name: evaluator_analyze_builds
+-- After a large ingest: fresh statistics keep the runners' claim on the queue index
+-- instead of sorting the whole queue (autovacuum would get there, minutes later).
+ANALYZE builds;
