@@ -19,7 +19,8 @@ import cattrs
 import tomli_w
 
 ENV_PREFIX = "CIRCUS_"
-SECRET_KEYS = {"client_secret", "github_token", "gitea_token", "gitlab_token", "api_key", "key"}
+SECRET_KEYS = {"client_secret", "github_token", "gitea_token", "gitlab_token", "api_key", "key",
+               "password"}
 
 
 class ConfigError(Exception):
@@ -224,6 +225,10 @@ class GithubOAuthConfig:
     client_id: str | None = None
     client_secret: str | None = None
     redirect_uri: str | None = None
+    # Not in the seed's table: GitHub's endpoints, replaceable for tests and GitHub Enterprise.
+    authorize_url: str = "https://github.com/login/oauth/authorize"
+    token_url: str = "https://github.com/login/oauth/access_token"
+    api_url: str = "https://api.github.com"
 
 
 @attrs.define
@@ -253,6 +258,26 @@ class DeclarativeApiKey:
         if self.key is not None:
             return self.key
         return Path(self.key_file or "").read_text().strip()
+
+
+@attrs.define
+class DeclarativeUser:
+    username: str
+    role: Role
+    email: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    enabled: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError(
+                f"user {self.username!r} needs exactly one of password or password_file")
+
+    def secret(self) -> str:
+        if self.password is not None:
+            return self.password
+        return Path(self.password_file or "").read_text().strip()
 
 
 @attrs.define
@@ -286,8 +311,8 @@ class DeclarativeProject:
 class DeclarativeConfig:
     projects: list[DeclarativeProject] = attrs.Factory(list)
     api_keys: list[DeclarativeApiKey] = attrs.Factory(list)
-    # Applied by the accounts and remote-builder issues; accepted here as raw tables.
-    users: list[dict[str, Any]] = attrs.Factory(list)
+    users: list[DeclarativeUser] = attrs.Factory(list)
+    # Applied by the remote-builder issue; accepted here as raw tables.
     remote_builders: list[dict[str, Any]] = attrs.Factory(list)
 
 
@@ -495,8 +520,23 @@ def load(
         data = _deep_merge(data, _read_toml(local))
     if environ.get("CIRCUS_CONFIG_FILE"):
         data = _deep_merge(data, _read_toml(Path(environ["CIRCUS_CONFIG_FILE"])))
-    data = _deep_merge(data, env_overrides(environ))
+    overrides = env_overrides(environ)
+    saved = _saved_declarative(overrides.get("state_dir") or data.get("state_dir"))
+    if saved:
+        # What an admin saved through PUT /api/v1/admin/config replaces the file's lists.
+        data["declarative"] = {**data.get("declarative", {}), **saved}
+    data = _deep_merge(data, overrides)
     return structure(data)
+
+
+DECLARATIVE_FILE = "declarative.toml"
+
+
+def _saved_declarative(state_dir: str | None) -> dict[str, Any]:
+    path = Path(state_dir or Config().state_dir) / DECLARATIVE_FILE
+    if not path.is_file():
+        return {}
+    return _read_toml(path).get("declarative", {})
 
 
 def _redact(node: Any) -> Any:

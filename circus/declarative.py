@@ -1,4 +1,4 @@
-"""Applying `[declarative]` (projects with jobsets and inputs, API keys) at start.
+"""Applying `[declarative]` (projects with jobsets and inputs, API keys, users) at start.
 
 Idempotent: the queries only touch rows whose values differ, so a second start with the
 same file changes nothing.
@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
+from circus import passwords
 from circus.apikeys import hash_key
-from circus.config import DeclarativeConfig, DeclarativeJobset
+from circus.config import DeclarativeConfig, DeclarativeJobset, DeclarativeUser
 from circus.db.queries import Q
 
 log = structlog.get_logger(__name__)
@@ -30,9 +31,25 @@ async def apply(pool: asyncpg.Pool, declared: DeclarativeConfig) -> None:
             hashes.append(digest)
             await conn.execute(Q.declare_api_key, key.name, digest, key.role)
         await conn.execute(Q.drop_undeclared_api_keys, hashes)
-    if declared.projects or declared.api_keys:
+        for user in declared.users:
+            await _apply_user(conn, user)
+        await conn.execute(Q.drop_undeclared_users, [u.username for u in declared.users])
+    if declared.projects or declared.api_keys or declared.users:
         log.info("declarative configuration applied", projects=len(declared.projects),
-                 api_keys=len(declared.api_keys))
+                 api_keys=len(declared.api_keys), users=len(declared.users))
+
+
+async def _apply_user(conn: asyncpg.Connection, user: DeclarativeUser) -> None:
+    secret = user.secret()
+    stored = await conn.fetchval(Q.declared_user_password_hash, user.username)
+    # Verify before re-hashing: argon2 salts each hash, so hashing an unchanged password
+    # would rewrite the row on every start.
+    new_hash = None
+    if stored is None or not await passwords.verify_async(stored, secret):
+        new_hash = await passwords.hash_async(secret)
+        log.info("declarative user password set", username=user.username)
+    await conn.execute(Q.declare_user, user.username, user.email, user.role, user.enabled,
+                       new_hash)
 
 
 async def _apply_jobset(conn: asyncpg.Connection, project_id: int,

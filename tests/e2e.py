@@ -90,6 +90,7 @@ class Circus:
             "CIRCUS_GC__GC_ROOTS_DIR": str(tmp / "gcroots"),
             "CIRCUS_LOGS__LOG_DIR": str(tmp / "logs"),
             "CIRCUS_TRACING__FORMAT": "json",
+            "CIRCUS_SERVER__ALLOWED_URL_SCHEMES": '["file", "https", "http", "ssh", "git"]',
             **(settings or {}),
         }
         self.proc: subprocess.Popen | None = None

@@ -90,3 +90,17 @@ def test_config_show_redacts_secrets(tmp_path: Path) -> None:
     assert shown["oauth"]["github"]["client_secret"] == "<redacted>"
     assert shown["declarative"]["api_keys"][0]["key"] == "<redacted>"
     assert "ghp_secret" not in result.stdout and "circus_raw" not in result.stdout
+
+
+def test_declarative_saved_by_an_admin_is_read_at_start(tmp_path: Path) -> None:
+    """PUT /api/v1/admin/config writes $state_dir/declarative.toml; the next start uses it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (tmp_path / "circus.toml").write_text(
+        f"state_dir = '{state}'\n[[declarative.api_keys]]\nname = 'k'\nrole = 'admin'\n"
+        "key = 'circus_k'\n")
+    (state / "declarative.toml").write_text(
+        "[[declarative.projects]]\nname = 'saved'\nrepository_url = 'https://x.invalid/r'\n")
+    cfg = configuration.load({}, cwd=tmp_path)
+    assert [p.name for p in cfg.declarative.projects] == ["saved"]
+    assert [k.name for k in cfg.declarative.api_keys] == ["k"]

@@ -56,3 +56,23 @@ ON CONFLICT (key_hash) DO UPDATE
 -- name: drop_undeclared_api_keys
 -- A key removed from the file stops working at the next start.
 DELETE FROM api_keys WHERE declarative AND NOT (key_hash = ANY($1::text[]));
+
+-- name: declared_user_password_hash
+SELECT password_hash FROM users WHERE username = $1;
+
+-- name: declare_user
+-- $5 NULL: the stored hash already matches the declared password, so it stays (a new
+-- hash of the same password would differ, and change the row on every start).
+INSERT INTO users (username, email, role, enabled, password_hash, declarative)
+VALUES ($1, $2, $3, $4, $5, true)
+ON CONFLICT (username) DO UPDATE
+   SET email = EXCLUDED.email, role = EXCLUDED.role, enabled = EXCLUDED.enabled,
+       password_hash = coalesce(EXCLUDED.password_hash, users.password_hash),
+       declarative = true, updated_at = now()
+ WHERE (users.email, users.role, users.enabled, users.declarative)
+       IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.role, EXCLUDED.enabled, true)
+    OR EXCLUDED.password_hash IS NOT NULL;
+
+-- name: drop_undeclared_users
+-- A user removed from the file is deleted at the next start, as API keys are.
+DELETE FROM users WHERE declarative AND NOT (username = ANY($1::text[]));
