@@ -92,7 +92,7 @@ async def test_legacy_server_api_key_is_admin(aiohttp_client, make_config, pool,
                   bus=Bus(database_url), database_url=database_url)
     http = await aiohttp_client(await init_app(ctx))
     resp = await http.post("/api/v1/projects", headers=bearer("legacy-secret"),
-                           json={"name": "legacy", "repository_url": "/srv/git/legacy"})
+                           json={"name": "legacy", "repository_url": "https://example.com/legacy"})
     assert resp.status == 201
 
 
@@ -150,7 +150,7 @@ async def test_allowed_url_schemes(client: TestClient, context) -> None:
 async def test_duplicate_names_conflict(client: TestClient) -> None:
     project = await seed_project(client, "dup")
     resp = await client.post("/api/v1/projects", headers=ADMIN,
-                             json={"name": "dup", "repository_url": "/srv/other"})
+                             json={"name": "dup", "repository_url": "https://example.com/other"})
     assert resp.status == 409 and (await resp.json())["error"].startswith("name:")
     other = await seed_project(client, "other")
     resp = await client.put(f"/api/v1/projects/{other['id']}", headers=ADMIN,

@@ -24,6 +24,7 @@ ROLE_KEYS = {
     "eval-jobset": "key_eval",
     "cancel-build": "key_cancel",
     "restart-jobs": "key_restart",
+    "bump-to-front": "key_bump",
 }
 
 

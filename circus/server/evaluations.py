@@ -11,10 +11,33 @@ from circus.db.queries import Q
 from circus.server import auth, params, responses
 from circus.server.errors import ApiError, bad_field, not_found
 from circus.server.keys import CONTEXT
+from circus.server.openapi import (
+    INT,
+    PAGE_QUERY,
+    STR,
+    TIME,
+    arr,
+    doc,
+    nullable,
+    obj,
+    page_of,
+    query,
+)
 
 log = structlog.get_logger(__name__)
 
 EVALUATION_STATUSES = ("running", "succeeded", "failed", "cancelled")
+
+EVALUATION = obj(
+    id=INT, jobset_id=INT, jobset=STR, project_id=INT, project=STR, status=STR,
+    commit_hash=STR, inputs_hash=STR, flake_uri=STR, error_message=nullable(STR),
+    nr_jobs=INT, nr_builds=INT, nr_new_builds=INT, nr_job_errors=INT, created_at=TIME,
+    started_at=TIME, finished_at=nullable(TIME))
+EVALUATION_DETAIL = {**EVALUATION, "properties": {
+    **EVALUATION["properties"],
+    "inputs": arr(obj(name=STR, type=STR, uri=STR, revision=STR, value=STR)),
+    "errors": arr(obj(job=STR, error_message=STR)),
+    "builds": obj(total=INT, new=INT, queued=INT, running=INT, succeeded=INT, failed=INT)}}
 
 
 def _status_filter(request: web.Request) -> str | None:
@@ -25,6 +48,10 @@ def _status_filter(request: web.Request) -> str | None:
     return status
 
 
+@doc("List evaluations, newest first", response=page_of(EVALUATION), tags=("evaluations",),
+     query={**PAGE_QUERY, "project_id": query({"type": "integer", "minimum": 1}),
+            "jobset_id": query({"type": "integer", "minimum": 1}),
+            "status": query({"type": "string", "enum": list(EVALUATION_STATUSES)})})
 async def list_evaluations(request: web.Request) -> web.Response:
     page = params.page(request)
     filters = (params.query_id(request, "project_id"), params.query_id(request, "jobset_id"),
@@ -35,6 +62,8 @@ async def list_evaluations(request: web.Request) -> web.Response:
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
+@doc("One evaluation with its inputs, errors and build counts", response=EVALUATION_DETAIL,
+     tags=("evaluations",))
 async def get_evaluation(request: web.Request) -> web.Response:
     evaluation_id = params.path_id(request, "id", "evaluation")
     pool = request.app[CONTEXT].pool
@@ -64,6 +93,12 @@ async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
     raise ApiError(400, "jobset_id: is required (or project and jobset names)")
 
 
+@doc("Ask for an evaluation of a jobset now (by `jobset_id`, or `project` and `jobset`)",
+     status=202, permission=auth.TRIGGER, tags=("evaluations",),
+     body=obj(required=(), jobset_id={"type": "integer", "minimum": 1}, project=STR,
+              jobset=STR),
+     response=obj(jobset_id=INT, project_id=INT, jobset=STR, trigger_time=TIME,
+                  triggered={"type": "boolean"}))
 @auth.requires(auth.TRIGGER)
 async def trigger(request: web.Request) -> web.Response:
     body = await params.json_body(request)

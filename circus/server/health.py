@@ -10,12 +10,17 @@ from aiohttp import web
 
 from circus.server import responses
 from circus.server.keys import CONTEXT
+from circus.server.openapi import STR, doc, obj
 
 # A health check must answer quickly even when the database hangs.
 DB_TIMEOUT = 3.0
 VERSION = version("circus-ci")
 
 
+@doc("Is the server up, and can it reach its database", tags=("system",),
+     response=obj(required=("status", "database", "version", "instance"), status=STR,
+                  database=STR, version=STR, instance=STR, error=STR),
+     extra={503: ("application/json", obj(status=STR, database=STR), "database unreachable")})
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body = {"status": "ok", "database": "ok", "version": VERSION, "instance": ctx.instance}

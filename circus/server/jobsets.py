@@ -12,9 +12,36 @@ from circus.db.queries import Q
 from circus.server import auth, params, responses
 from circus.server.errors import bad_field, conflict, not_found
 from circus.server.keys import CONTEXT
+from circus.server.openapi import (
+    BOOL,
+    DELETED,
+    INT,
+    PAGE_QUERY,
+    STR,
+    TIME,
+    doc,
+    nullable,
+    obj,
+    page_of,
+)
 from circus.server.projects import resolve_project_id
 
 INPUT_TYPES = ("string", "boolean", "nix", "path", "git")
+
+JOBSET = obj(
+    id=INT, project_id=INT, name=STR, description=STR, nix_expression=STR, flake=BOOL,
+    branch=nullable(STR), enabled=INT, hidden=BOOL, check_interval=INT,
+    scheduling_shares=INT, keep_evaluations=INT, declarative=BOOL,
+    trigger_time=nullable(TIME), last_checked_at=nullable(TIME),
+    error_message=nullable(STR), error_time=nullable(TIME), created_at=TIME, updated_at=TIME)
+_JOBSET_FIELDS = dict(
+    name=STR, nix_expression=STR, flake=BOOL, branch=nullable(STR),
+    enabled={"oneOf": [BOOL, {"type": "integer", "minimum": 0, "maximum": 3}]},
+    check_interval=INT, description=STR, scheduling_shares=INT, keep_evaluations=INT)
+JOBSET_BODY = obj(required=("name",), **_JOBSET_FIELDS)
+JOBSET_UPDATE = obj(required=(), **_JOBSET_FIELDS)
+INPUT = obj(id=INT, jobset_id=INT, name=STR, type=STR, value=STR, created_at=TIME)
+INPUT_BODY = obj(name=STR, type={"type": "string", "enum": list(INPUT_TYPES)}, value=STR)
 
 
 @attrs.frozen
@@ -81,6 +108,8 @@ def _duplicate(name: str) -> Exception:
     return conflict(f"name: a jobset named {name!r} already exists in this project")
 
 
+@doc("List a project's jobsets", response=page_of(JOBSET), query=PAGE_QUERY,
+     tags=("jobsets",))
 async def list_jobsets(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "id")
     page = params.page(request)
@@ -90,6 +119,8 @@ async def list_jobsets(request: web.Request) -> web.Response:
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
+@doc("Create a jobset", status=201, response=JOBSET, body=JOBSET_BODY,
+     permission=auth.CREATE_JOBSET, tags=("jobsets",))
 @auth.requires(auth.CREATE_JOBSET)
 async def create_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "id")
@@ -102,6 +133,7 @@ async def create_jobset(request: web.Request) -> web.Response:
     return responses.ok(dict(row), status=201)
 
 
+@doc("One jobset, by id or name", response=JOBSET, tags=("jobsets",))
 async def get_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id)
@@ -111,6 +143,9 @@ async def get_jobset(request: web.Request) -> web.Response:
     return responses.ok(dict(row))
 
 
+@doc("Update a jobset: the fields given change, the others stay", response=JOBSET,
+     body=JOBSET_UPDATE, permission=auth.ADMIN, tags=("jobsets",),
+     description="Renaming onto the name of another jobset of the project is a 409.")
 @auth.requires(auth.ADMIN)
 async def update_jobset(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
@@ -131,6 +166,7 @@ async def update_jobset(request: web.Request) -> web.Response:
     return responses.ok(dict(row))
 
 
+@doc("Delete a jobset", response=DELETED, permission=auth.ADMIN, tags=("jobsets",))
 @auth.requires(auth.ADMIN)
 async def delete_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
@@ -142,6 +178,7 @@ async def delete_jobset(request: web.Request) -> web.Response:
     return responses.ok({"id": deleted, "deleted": True})
 
 
+@doc("List a jobset's inputs", response=page_of(INPUT), tags=("jobsets",))
 async def list_inputs(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id, "jid")
@@ -150,6 +187,8 @@ async def list_inputs(request: web.Request) -> web.Response:
     return responses.ok(responses.page(rows, len(rows), len(rows), 0))
 
 
+@doc("Add an input to a jobset", status=201, response=INPUT, body=INPUT_BODY,
+     permission=auth.ADMIN, tags=("jobsets",))
 @auth.requires(auth.ADMIN)
 async def create_input(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
@@ -168,6 +207,8 @@ async def create_input(request: web.Request) -> web.Response:
     return responses.ok(dict(row), status=201)
 
 
+@doc("Delete a jobset input", response=DELETED, permission=auth.ADMIN,
+     tags=("jobsets",))
 @auth.requires(auth.ADMIN)
 async def delete_input(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")

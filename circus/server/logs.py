@@ -22,6 +22,7 @@ from circus.db.queries import Q
 from circus.server import buildstatus, params
 from circus.server.errors import not_found
 from circus.server.keys import CLOSING, CONTEXT, STREAMS
+from circus.server.openapi import doc
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,8 @@ class LogCursor:
         return text[max(0, self.chars - before):]
 
 
+@doc("A build's log so far (text)", content_type="text/plain", response={"type": "string"},
+     tags=("builds",))
 async def get_log(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     async with request.app[CONTEXT].pool.acquire() as conn:
@@ -108,6 +111,8 @@ def _done(build_id: int, snap: asyncpg.Record) -> str:
                        "status": buildstatus.name(snap["state"], snap["buildstatus"])})
 
 
+@doc("A build's log, live (server-sent events; `done` event at the end)",
+     content_type="text/event-stream", response={"type": "string"}, tags=("builds",))
 async def stream_log(request: web.Request) -> web.StreamResponse:
     """SSE: the log so far, new lines as the runner writes them, then `done`.
 

@@ -11,11 +11,29 @@ import attrs
 from aiohttp import web
 
 from circus.db.queries import Q
-from circus.server import auth, params, responses
+from circus.server import auth, params, responses, safety
 from circus.server.errors import bad_field, conflict, not_found
 from circus.server.keys import CONTEXT
+from circus.server.openapi import (
+    BOOL,
+    DELETED,
+    INT,
+    PAGE_QUERY,
+    STR,
+    TIME,
+    doc,
+    obj,
+    page_of,
+)
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+
+PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
+              homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
+_PROJECT_FIELDS = dict(name=STR, repository_url=STR, description=STR, display_name=STR,
+                       homepage=STR, enabled=BOOL)
+PROJECT_BODY = obj(required=("name", "repository_url"), **_PROJECT_FIELDS)
+PROJECT_UPDATE = obj(required=(), **_PROJECT_FIELDS)
 
 
 @attrs.frozen
@@ -61,8 +79,8 @@ def check_repository_url(url: str, allowed_schemes: list[str]) -> None:
             raise bad_field("repository_url", f"{url!r} is neither a URL with a scheme "
                                               "nor an absolute path")
         scheme = parts.scheme.lower()
-    allowed = [s.lower() for s in allowed_schemes]
-    if allowed and scheme not in allowed:
+    allowed = safety.allowed_url_schemes(allowed_schemes)
+    if scheme not in allowed:
         raise bad_field("repository_url", f"scheme {scheme!r} is not allowed "
                                           f"(allowed: {', '.join(allowed)})")
 
@@ -80,6 +98,8 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
     return found
 
 
+@doc("List projects, newest first", response=page_of(PROJECT), query=PAGE_QUERY,
+     tags=("projects",))
 async def list_projects(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
@@ -88,6 +108,8 @@ async def list_projects(request: web.Request) -> web.Response:
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
+@doc("Create a project", status=201, response=PROJECT, body=PROJECT_BODY,
+     permission=auth.CREATE_PROJECT, tags=("projects",))
 @auth.requires(auth.CREATE_PROJECT)
 async def create_project(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
@@ -100,6 +122,7 @@ async def create_project(request: web.Request) -> web.Response:
     return responses.ok(dict(row), status=201)
 
 
+@doc("One project, by id or name", response=PROJECT, tags=("projects",))
 async def get_project(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request)
     row = await request.app[CONTEXT].pool.fetchrow(Q.api_project_get, project_id)
@@ -108,6 +131,9 @@ async def get_project(request: web.Request) -> web.Response:
     return responses.ok(dict(row))
 
 
+@doc("Update a project: the fields given change, the others stay", response=PROJECT,
+     body=PROJECT_UPDATE, permission=auth.ADMIN, tags=("projects",),
+     description="Renaming onto the name of another project is a 409.")
 @auth.requires(auth.ADMIN)
 async def update_project(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
@@ -128,6 +154,8 @@ async def update_project(request: web.Request) -> web.Response:
     return responses.ok(dict(row))
 
 
+@doc("Delete a project with its jobsets, evaluations and builds", response=DELETED,
+     permission=auth.ADMIN, tags=("projects",))
 @auth.requires(auth.ADMIN)
 async def delete_project(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request)

@@ -4,7 +4,8 @@
 -- serves, so a cached generic plan still uses that index with 1 000 000 builds; the other
 -- filters follow as optional residuals. Every list query takes the same parameters:
 --   $1 project_id, $2 jobset_id, $3 evaluation_id, $4 state, $5 buildstatus, $6 job,
---   $7 system, $8 limit, $9 offset
+--   $7 system, $8 limit, $9 offset, $10 before_id (keyset cursor: only ids below it;
+--   written as a range on id so that it is an index condition even in a generic plan)
 -- and every count query the same $1..$7 and $8 = the most rows it will count.
 
 -- name: api_builds_page_all
@@ -23,6 +24,7 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($5::smallint IS NULL OR b.buildstatus = $5)
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
          ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
@@ -57,6 +59,7 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($5::smallint IS NULL OR b.buildstatus = $5)
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
          ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
@@ -91,6 +94,7 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($5::smallint IS NULL OR b.buildstatus = $5)
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
          ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
@@ -125,6 +129,7 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($5::smallint IS NULL OR b.buildstatus = $5)
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
          ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
@@ -159,6 +164,7 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($5::smallint IS NULL OR b.buildstatus = $5)
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
          ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
@@ -193,6 +199,7 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($5::smallint IS NULL OR b.buildstatus = $5)
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
          ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
@@ -300,3 +307,123 @@ SELECT b.state, b.buildstatus, EXISTS (SELECT 1 FROM build_logs l WHERE l.build_
        AS folded
   FROM builds b
  WHERE b.id = $1;
+
+-- name: api_builds_ids_all
+-- A page with no filter but the cursor: the ids come from an index-only scan of
+-- builds_pkey (a deep offset skips index entries, not heap rows), then only the page's
+-- rows are read. $1 before_id (NULL: from the newest), $2 limit, $3 offset
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT id FROM builds
+         WHERE id < COALESCE($1::bigint, 9223372036854775807)
+         ORDER BY id DESC LIMIT $2 OFFSET $3) ids
+  JOIN builds b ON b.id = ids.id
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_ids_project
+-- As api_builds_ids_all on builds_project_idx; $4 project_id.
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT id FROM builds
+         WHERE project_id = $4 AND id < COALESCE($1::bigint, 9223372036854775807)
+         ORDER BY id DESC LIMIT $2 OFFSET $3) ids
+  JOIN builds b ON b.id = ids.id
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_ids_jobset
+-- As api_builds_ids_all on builds_jobset_idx; $4 jobset_id.
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT id FROM builds
+         WHERE jobset_id = $4 AND id < COALESCE($1::bigint, 9223372036854775807)
+         ORDER BY id DESC LIMIT $2 OFFSET $3) ids
+  JOIN builds b ON b.id = ids.id
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_recent
+-- The most recently finished builds (builds_finished_idx, read backwards).
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT * FROM builds WHERE finished_at IS NOT NULL
+         ORDER BY finished_at DESC LIMIT $1) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.finished_at DESC, b.id DESC;
+
+-- name: api_builds_stats
+-- Counts by outcome and the mean duration of successes, optionally for one project or
+-- jobset. Reads every matching build: a summary, not a page.
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE state = 'queued') AS queued,
+       count(*) FILTER (WHERE state = 'running') AS running,
+       count(*) FILTER (WHERE state = 'finished') AS finished,
+       count(*) FILTER (WHERE buildstatus = 0) AS succeeded,
+       count(*) FILTER (WHERE buildstatus NOT IN (0, 4)) AS failed,
+       count(*) FILTER (WHERE buildstatus = 4) AS cancelled,
+       avg(extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE buildstatus = 0 AND started_at IS NOT NULL)::float8
+           AS avg_duration_seconds
+  FROM builds
+ WHERE ($1::bigint IS NULL OR project_id = $1)
+   AND ($2::bigint IS NULL OR jobset_id = $2);
+
+-- name: api_build_bump
+-- Ahead of every queued build: one above the highest global priority in the queue (one
+-- probe of builds_queue_idx, which leads with it).
+UPDATE builds
+   SET global_priority = (SELECT COALESCE(max(q.global_priority), 0) + 1
+                            FROM builds q WHERE q.state = 'queued'),
+       updated_at = now()
+ WHERE id = $1 AND state = 'queued'
+RETURNING id, global_priority,
+          pg_notify('circus_build_changed', id::text) AS changed,
+          pg_notify('circus_builds_queued', '1') AS queued;
+
+-- name: api_build_keep
+UPDATE builds SET keep = $2, updated_at = now()
+ WHERE id = $1
+RETURNING id, keep, pg_notify('circus_build_changed', id::text) AS changed;
+
+-- name: api_build_dependents
+SELECT b.id, b.job, b.state, b.buildstatus
+  FROM build_dependencies d JOIN builds b ON b.id = d.build_id
+ WHERE d.dependency_id = $1 ORDER BY b.id;
+
+-- name: api_build_product
+SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
+  FROM build_products WHERE build_id = $1 AND product_nr = $2;
+
+-- name: api_build_exists
+SELECT id FROM builds WHERE id = $1;
+
+-- name: api_job_latest
+-- The newest build of a job (builds_job_idx); $4 true: the newest successful one.
+SELECT b.id, b.state, b.buildstatus
+  FROM builds b
+ WHERE b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p ON p.id = j.project_id
+                       WHERE p.name = $1 AND j.name = $2)
+   AND b.job = $3
+   AND (NOT $4::boolean OR b.buildstatus = 0)
+ ORDER BY b.id DESC LIMIT 1;
+
+-- name: api_job_latest_finished
+SELECT b.id, b.state, b.buildstatus
+  FROM builds b
+ WHERE b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p ON p.id = j.project_id
+                       WHERE p.name = $1 AND j.name = $2)
+   AND b.job = $3 AND b.state = 'finished'
+ ORDER BY b.id DESC LIMIT 1;

@@ -43,3 +43,19 @@ SELECT count(*) AS total,
        count(*) FILTER (WHERE b.buildstatus <> 0) AS failed
   FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
  WHERE eb.evaluation_id = $1;
+
+-- name: api_evaluation_previous
+-- The evaluation of the same jobset just before this one (evaluations_jobset_idx).
+SELECT p.id FROM evaluations e
+  JOIN evaluations p ON p.jobset_id = e.jobset_id AND p.id < e.id
+ WHERE e.id = $1
+ ORDER BY p.id DESC LIMIT 1;
+
+-- name: api_evaluation_jobs
+SELECT b.job, b.id AS build_id, b.drv_path, b.state, b.buildstatus
+  FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+ WHERE eb.evaluation_id = $1
+ ORDER BY b.job, b.id;
+
+-- name: api_evaluation_exists
+SELECT id FROM evaluations WHERE id = $1;
