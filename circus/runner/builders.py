@@ -13,6 +13,7 @@ from circus.config import QueueRunnerConfig
 from circus.nix import products
 from circus.nix.build import LineSink, build_argv, run_build, stored_log
 from circus.nix.gcroots import GcRootError, GcRoots
+from circus.publish import Publisher
 from circus.runner.outcome import ClaimedBuild, Outcome
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,7 @@ class NoopBuilder:
 class NixBuilder:
     config: QueueRunnerConfig
     gcroots: GcRoots | None = None
+    publisher: Publisher | None = None
 
     async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
         timeout = build.timeout or self.config.build_timeout
@@ -62,6 +64,8 @@ class NixBuilder:
         if result.status == SUCCESS:
             await asyncio.to_thread(_inspect_outputs, outcome)
             await self._add_roots(build, outcome.outputs)
+            if self.publisher is not None and outcome.status == SUCCESS:
+                await self.publisher.settle(build.id, outcome)  # cache, sign, upload
         return outcome
 
     async def _add_roots(self, build: ClaimedBuild, outputs: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ import asyncpg
 import attrs
 import structlog
 
+from circus import channels
 from circus.runner import results
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.runner.results import Ending
@@ -75,6 +76,7 @@ class Finisher:
             return
         for ending, done in batch:
             _settle(done, ending.build.id in recorded)
+        await channels.advance(self.pool, build_ids=recorded)  # a green evaluation moves them
 
 
 def _settle(done: asyncio.Future[bool], result: bool | BaseException) -> None:

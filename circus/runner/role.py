@@ -18,11 +18,13 @@ import attrs
 import structlog
 from structlog.typing import BindableLogger
 
+from circus import gc
 from circus.config import QueueRunnerConfig
 from circus.context import Context
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
 from circus.db.queries import Q
 from circus.nix.gcroots import GcRoots
+from circus.publish import Publisher
 from circus.runner import lease, worker
 from circus.runner.builders import Builder, NixBuilder
 from circus.runner.finisher import Finisher
@@ -40,7 +42,9 @@ async def run(ctx: Context) -> None:
     gcroots = None
     if ctx.config.gc.enabled:
         gcroots = GcRoots.choose(ctx.config.gc.gc_roots_dir, ctx.config.state_dir)
-    await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots))
+    publisher = Publisher.from_config(ctx.config, ctx.pool)
+    async with gc.periodic(ctx, gcroots):  # the runner holds the roots: see circus/gc.py
+        await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots, publisher))
 
 
 async def serve(ctx: Context, builder: Builder) -> None:
