@@ -1,0 +1,74 @@
+"""Hydra's `POST /login`, `POST /logout` and `GET /current-user`, on Circus's sessions.
+
+The session cookie `POST /login` sets works on every Hydra route (and on /api/v1 with
+the CSRF token). A JSON client gets Hydra's user document; a browser form gets a 302.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from circus import passwords
+from circus.db.queries import Q
+from circus.server import auth, sessions
+from circus.server.errors import ApiError
+from circus.server.hydra_body import read, text
+from circus.server.hydra_dispatch import SIGN_IN, same_site, wants_json
+from circus.server.keys import CONTEXT
+
+log = structlog.get_logger(__name__)
+
+
+def _user(row: asyncpg.Record) -> dict[str, Any]:
+    role = row["role"]
+    return {"username": row["username"], "fullname": row["full_name"],
+            "emailaddress": row["email"] or "",
+            # Hydra's roles are a list; Circus gives each account one role.
+            "userroles": [] if role == "read-only" else [role]}
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    body = await read(request)
+    username, password = text(body, "username"), text(body, "password")
+    pool = request.app[CONTEXT].pool
+    row = await pool.fetchrow(Q.accounts_user_for_login, username)
+    # Verified even for an unknown user, so both take the same time.
+    good = await passwords.verify_async(row["password_hash"] if row else None, password)
+    if row is None or not good or not row["enabled"]:
+        log.info("hydra login refused", username=username)
+        raise ApiError(403, "Bad username or password.")
+    opened = await sessions.start(request, user_id=row["id"])
+    response: web.StreamResponse
+    if wants_json(request) or request.content_type == "application/json":
+        user = await pool.fetchrow(Q.accounts_user_get, row["id"])
+        response = web.json_response(_user(user))
+    else:
+        response = web.Response(status=302, headers={"Location": "/"})
+    sessions.set_cookie(request, response, opened.token)
+    log.info("hydra login", username=username)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = await sessions.current(request)
+    # Another site must not end the user's session either.
+    if session is not None and not same_site(request) and not await auth.csrf_ok(
+            request, session.csrf_token):
+        raise auth.csrf_refused()
+    response = web.Response(status=204)
+    await sessions.end(request, response)
+    return response
+
+
+async def current_user(request: web.Request) -> web.Response:
+    session = await sessions.current(request)
+    if session is None or session.user_id is None:
+        raise ApiError(403, SIGN_IN)
+    row = await request.app[CONTEXT].pool.fetchrow(Q.accounts_user_get, session.user_id)
+    if row is None:
+        raise ApiError(403, SIGN_IN)
+    return web.json_response(_user(row))

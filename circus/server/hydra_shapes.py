@@ -1,0 +1,211 @@
+"""Circus rows in Hydra's JSON shapes, field for field.
+
+Hydra's serialisers decide the types, and clients depend on them: some columns are raw
+integers (`finished` 0/1, jobset `enabled` 0-3, `type` 0 legacy / 1 flake,
+`hasnewbuilds`), some are booleans (project `enabled`/`hidden`, jobset `visible`,
+`enableemail`), "string columns" are "" rather than null, times are Unix seconds or
+null. Several documents are read for many rows at once, so these functions take the
+batches the `hydra_*` queries return.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import asyncpg
+
+from circus.db.queries import Q
+
+Json = dict[str, Any]
+
+
+def epoch(value: datetime.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def project(row: asyncpg.Record) -> Json:
+    return {
+        "name": row["name"],
+        "displayname": row["display_name"],
+        "description": row["description"],
+        "homepage": row["homepage"],
+        # Hydra's owner is a user account; Circus projects have none.
+        "owner": "",
+        "enabled": row["enabled"],
+        "hidden": False,
+        "enable_dynamic_run_command": False,
+        "declarative": {"file": "", "type": "", "value": ""},
+        "jobsets": list(row["jobsets"]),
+    }
+
+
+def flake_uri(repository_url: str, branch: str | None) -> str:
+    """The flake reference a Circus flake jobset stands for (Hydra's `flake`)."""
+    base = repository_url if repository_url.startswith("git+") else f"git+{repository_url}"
+    if repository_url.startswith("/"):
+        base = f"git+file://{repository_url}"
+    return f"{base}?{urlencode({'ref': branch})}" if branch else base
+
+
+def parse_flake(uri: str) -> tuple[str, str | None]:
+    """(repository URL, branch) of a `git+…` flake reference; others are used as is."""
+    parts = urlsplit(uri.removeprefix("git+"))
+    query = dict(parse_qsl(parts.query))
+    url = parts._replace(query="", fragment="").geturl()
+    return url, query.get("ref")
+
+
+def _input(row: asyncpg.Record) -> Json:
+    return {"name": row["name"], "type": row["type"], "value": row["value"],
+            "emailresponsible": False}
+
+
+def jobset(row: asyncpg.Record, inputs: list[asyncpg.Record]) -> Json:
+    flake = bool(row["flake"])
+    nixexprinput = ""
+    if not flake:
+        # The input whose checkout holds the expression: the git input on the project's
+        # repository (see hydra_jobsets.put_jobset), else the first git input.
+        gits = [i for i in inputs if i["type"] == "git"]
+        main = [i for i in gits if i["value"].split()[:1] == [row["repository_url"]]]
+        nixexprinput = (main or gits)[0]["name"] if gits else ""
+    return {
+        "name": row["name"],
+        "project": row["project"],
+        "description": row["description"],
+        "nixexprinput": nixexprinput,
+        "nixexprpath": "" if flake else row["nix_expression"],
+        "errormsg": row["error_message"] or "",
+        "errortime": epoch(row["error_time"]),
+        "lastcheckedtime": epoch(row["last_checked_at"]),
+        "triggertime": epoch(row["trigger_time"]),
+        "enabled": row["enabled"],
+        "enableemail": False,
+        "enable_dynamic_run_command": False,
+        "visible": not row["hidden"],
+        "hidden": bool(row["hidden"]),
+        "emailoverride": "",
+        "keepnr": row["keep_evaluations"],
+        "checkinterval": row["check_interval"],
+        "schedulingshares": row["scheduling_shares"],
+        "fetcherrormsg": "",
+        "starttime": epoch(row["eval_started_at"]),
+        "type": 1 if flake else 0,
+        "flake": flake_uri(row["repository_url"], row["branch"]) if flake else "",
+        "inputs": {i["name"]: _input(i) for i in inputs},
+        "jobsetinputs": {i["name"]: {"name": i["name"], "type": i["type"],
+                                     "emailresponsible": False,
+                                     "jobsetinputalts": [i["value"]]} for i in inputs},
+    }
+
+
+def _eval_input(row: asyncpg.Record) -> Json:
+    vcs = row["type"] == "git"
+    return {
+        "type": row["type"],
+        "uri": row["uri"] if vcs else None,
+        "revision": row["revision"] if vcs else None,
+        "value": None if vcs else row["value"],
+        "dependency": None,
+    }
+
+
+async def evaluations(conn: asyncpg.Pool | asyncpg.Connection,
+                      rows: list[asyncpg.Record]) -> list[Json]:
+    ids = [r["id"] for r in rows]
+    inputs: dict[int, Json] = defaultdict(dict)
+    for i in await conn.fetch(Q.hydra_eval_inputs, ids):
+        inputs[i["evaluation_id"]][i["name"]] = _eval_input(i)
+    members: dict[int, list[int]] = defaultdict(list)
+    for m in await conn.fetch(Q.hydra_eval_members, ids):
+        members[m["evaluation_id"]].append(m["build_id"])
+    out = []
+    for r in rows:
+        started, finished = r["started_at"], r["finished_at"]
+        out.append({
+            "id": r["id"],
+            "timestamp": epoch(r["created_at"]),
+            "checkouttime": 0,
+            "evaltime": int((finished - started).total_seconds()) if finished else 0,
+            "hasnewbuilds": 1 if r["nr_new_builds"] > 0 else 0,
+            "flake": r["flake_uri"] or None,
+            "builds": members[r["id"]],
+            "jobsetevalinputs": inputs[r["id"]],
+        })
+    return out
+
+
+def _grouped(rows: Iterable[asyncpg.Record]) -> dict[int, list[asyncpg.Record]]:
+    out: dict[int, list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        out[row["build_id"]].append(row)
+    return out
+
+
+async def builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]) -> list[Json]:
+    """The builds with these ids (those that exist), in id order."""
+    rows = await conn.fetch(Q.hydra_builds, ids)
+    outputs = _grouped(await conn.fetch(Q.hydra_build_outputs, ids))
+    products = _grouped(await conn.fetch(Q.hydra_build_products, ids))
+    metrics = _grouped(await conn.fetch(Q.hydra_build_metrics, ids))
+    evals = _grouped(await conn.fetch(Q.hydra_build_evals, ids))
+    out = []
+    for r in rows:
+        finished = r["state"] == "finished"
+        out.append({
+            "id": r["id"],
+            "finished": 1 if finished else 0,
+            "timestamp": epoch(r["created_at"]),
+            "starttime": epoch(r["started_at"]),
+            "stoptime": epoch(r["finished_at"]),
+            "project": r["project"],
+            "jobset": r["jobset"],
+            "job": r["job"],
+            "nixname": r["nix_name"],
+            "system": r["system"],
+            "priority": r["priority"],
+            "buildstatus": r["buildstatus"] if finished else None,
+            "releasename": None,
+            "drvpath": r["drv_path"],
+            "jobsetevals": [e["evaluation_id"] for e in evals[r["id"]]],
+            "buildoutputs": {o["name"]: {"path": o["path"]} for o in outputs[r["id"]]},
+            "buildproducts": {str(p["product_nr"]): _product(p) for p in products[r["id"]]},
+            "buildmetrics": {m["name"]: {"name": m["name"], "value": m["value"],
+                                         "unit": m["unit"]} for m in metrics[r["id"]]},
+        })
+    return out
+
+
+def _product(row: asyncpg.Record) -> Json:
+    return {
+        "type": row["type"],
+        "subtype": row["subtype"],
+        "name": row["name"],
+        "path": row["path"],
+        "defaultpath": row["default_path"],
+        "filesize": row["file_size"],
+        "sha256hash": row["sha256"],
+    }
+
+
+def overview(row: asyncpg.Record) -> Json:
+    """One entry of /api/jobsets."""
+    return {
+        "name": row["name"],
+        "project": row["project"],
+        "nrtotal": row["nrtotal"],
+        "nrscheduled": row["nrscheduled"],
+        "nrfailed": row["nrfailed"],
+        "nrsucceeded": row["nrsucceeded"],
+        "checkinterval": row["check_interval"],
+        "haserrormsg": bool(row["error_message"]),
+        "errortime": epoch(row["error_time"]),
+        "fetcherrormsg": "",
+        "starttime": epoch(row["eval_started_at"]),
+        "lastcheckedtime": epoch(row["last_checked_at"]),
+        "triggertime": epoch(row["trigger_time"]),
+    }

@@ -1,0 +1,323 @@
+-- Hydra's JSON API (circus/server/hydra*.py): the same rows as /api/v1, read by names
+-- (Hydra addresses projects and jobsets by name) and in the batches its documents need.
+
+-- name: hydra_projects
+SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
+       AS jobsets
+  FROM projects p
+ ORDER BY p.name;
+
+-- name: hydra_project
+SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
+       AS jobsets
+  FROM projects p
+ WHERE p.name = $1;
+
+-- name: hydra_project_insert
+-- A Hydra project names no repository; its first jobset that names one sets it.
+INSERT INTO projects (name, repository_url, display_name, description, homepage, enabled)
+VALUES ($1, '', $2, $3, $4, $5)
+RETURNING id;
+
+-- name: hydra_project_update
+UPDATE projects
+   SET name = $2, display_name = $3, description = $4, homepage = $5, enabled = $6,
+       updated_at = now()
+ WHERE name = $1
+RETURNING id;
+
+-- name: hydra_project_delete
+-- Jobsets, evaluations and builds go with it (ON DELETE CASCADE).
+DELETE FROM projects WHERE name = $1 RETURNING id;
+
+-- name: hydra_project_set_repository
+UPDATE projects SET repository_url = $2, updated_at = now()
+ WHERE id = $1
+RETURNING id;
+
+-- name: hydra_project_other_jobsets
+-- Whether jobsets other than $2 share the project's repository.
+SELECT count(*) FROM jobsets WHERE project_id = $1 AND name <> $2;
+
+-- name: hydra_jobset
+-- The jobset with its project's repository and when its running evaluation started.
+SELECT j.*, p.name AS project, p.repository_url,
+       (SELECT e.started_at FROM evaluations e
+         WHERE e.jobset_id = j.id AND e.status = 'running'
+         ORDER BY e.id DESC LIMIT 1) AS eval_started_at
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2;
+
+-- name: hydra_jobsets_of_project
+SELECT j.*, p.name AS project, p.repository_url, NULL::timestamptz AS eval_started_at
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.id = $1
+ ORDER BY j.name;
+
+-- name: hydra_jobset_inputs
+SELECT jobset_id, name, type, value FROM jobset_inputs
+ WHERE jobset_id = ANY($1::bigint[])
+ ORDER BY jobset_id, name;
+
+-- name: hydra_jobset_upsert
+-- $1 project id, $2 name; RETURNING created tells a creation from a replacement.
+INSERT INTO jobsets (project_id, name, description, nix_expression, flake, branch, enabled,
+                     hidden, check_interval, scheduling_shares, keep_evaluations)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (project_id, name) DO UPDATE
+   SET description = EXCLUDED.description, nix_expression = EXCLUDED.nix_expression,
+       flake = EXCLUDED.flake, branch = EXCLUDED.branch, enabled = EXCLUDED.enabled,
+       hidden = EXCLUDED.hidden, check_interval = EXCLUDED.check_interval,
+       scheduling_shares = EXCLUDED.scheduling_shares,
+       keep_evaluations = EXCLUDED.keep_evaluations, updated_at = now()
+RETURNING id, (xmax = 0) AS created;
+
+-- name: hydra_jobset_rename
+UPDATE jobsets SET name = $2, updated_at = now() WHERE id = $1 RETURNING id;
+
+-- name: hydra_jobset_inputs_clear
+-- A Hydra jobset PUT replaces every input at once: cleared, then inserted, in one
+-- transaction (one statement would not see its own delete and collide on the names).
+DELETE FROM jobset_inputs WHERE jobset_id = $1;
+
+-- name: hydra_jobset_inputs_insert
+INSERT INTO jobset_inputs (jobset_id, name, type, value)
+SELECT $1, n, t, v FROM unnest($2::text[], $3::text[], $4::text[]) AS i(n, t, v);
+
+-- name: hydra_jobset_delete
+DELETE FROM jobsets j USING projects p
+ WHERE p.id = j.project_id AND p.name = $1 AND j.name = $2
+RETURNING j.id;
+
+-- name: hydra_jobset_trigger
+-- Triggers the named jobsets ($1 'project:jobset' strings) that exist; the NOTIFY wakes
+-- the evaluator only if this statement commits.
+UPDATE jobsets j SET trigger_time = now()
+  FROM projects p
+ WHERE p.id = j.project_id AND p.name || ':' || j.name = ANY($1::text[])
+RETURNING p.name || ':' || j.name AS label,
+          pg_notify('circus_eval_requested', j.id::text) AS notified;
+
+-- name: hydra_jobsets_overview
+-- /api/jobsets: each jobset of a project with the build counts of its latest evaluation.
+SELECT j.name, p.name AS project, j.check_interval, j.error_message, j.error_time,
+       j.last_checked_at, j.trigger_time,
+       (SELECT e.started_at FROM evaluations e
+         WHERE e.jobset_id = j.id AND e.status = 'running'
+         ORDER BY e.id DESC LIMIT 1) AS eval_started_at,
+       COALESCE(c.total, 0) AS nrtotal, COALESCE(c.scheduled, 0) AS nrscheduled,
+       COALESCE(c.failed, 0) AS nrfailed, COALESCE(c.succeeded, 0) AS nrsucceeded
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE b.state <> 'finished') AS scheduled,
+               count(*) FILTER (WHERE b.buildstatus <> 0) AS failed,
+               count(*) FILTER (WHERE b.buildstatus = 0) AS succeeded
+          FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+         WHERE eb.evaluation_id = (SELECT e.id FROM evaluations e WHERE e.jobset_id = j.id
+                                    ORDER BY e.id DESC LIMIT 1)) c ON true
+ WHERE p.name = $1
+ ORDER BY j.name;
+
+-- name: hydra_evals_page
+-- Finished evaluations only: Hydra has no row for one that is still running.
+SELECT e.* FROM evaluations e
+ WHERE e.jobset_id = $1 AND e.status <> 'running'
+ ORDER BY e.id DESC LIMIT $2 OFFSET $3;
+
+-- name: hydra_evals_count
+SELECT count(*) FROM evaluations WHERE jobset_id = $1 AND status <> 'running';
+
+-- name: hydra_eval
+SELECT e.*, j.name AS jobset, p.name AS project
+  FROM evaluations e
+  JOIN jobsets j ON j.id = e.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE e.id = $1;
+
+-- name: hydra_latest_eval
+SELECT e.id FROM evaluations e
+  JOIN jobsets j ON j.id = e.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2 AND e.status = 'succeeded'
+ ORDER BY e.id DESC LIMIT 1;
+
+-- name: hydra_eval_inputs
+SELECT evaluation_id, name, type, uri, revision, value FROM evaluation_inputs
+ WHERE evaluation_id = ANY($1::bigint[])
+ ORDER BY evaluation_id, name;
+
+-- name: hydra_eval_members
+SELECT evaluation_id, build_id FROM evaluation_builds
+ WHERE evaluation_id = ANY($1::bigint[])
+ ORDER BY evaluation_id, build_id;
+
+-- name: hydra_builds
+SELECT b.id, b.state, b.buildstatus, b.created_at, b.started_at, b.finished_at,
+       p.name AS project, j.name AS jobset, b.job, b.nix_name, b.system, b.priority,
+       b.drv_path, b.is_aggregate
+  FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ WHERE b.id = ANY($1::bigint[])
+ ORDER BY b.id;
+
+-- name: hydra_build_outputs
+SELECT build_id, name, path FROM build_outputs
+ WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, name;
+
+-- name: hydra_build_products
+SELECT build_id, product_nr, type, subtype, name, path, default_path, file_size, sha256
+  FROM build_products WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, product_nr;
+
+-- name: hydra_build_metrics
+SELECT build_id, name, value, unit FROM build_metrics
+ WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, name;
+
+-- name: hydra_build_evals
+SELECT build_id, evaluation_id FROM evaluation_builds
+ WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, evaluation_id;
+
+-- name: hydra_build_constituents
+SELECT constituent_id FROM aggregate_constituents WHERE aggregate_id = $1
+ ORDER BY constituent_id;
+
+-- name: hydra_build_exists
+SELECT id FROM builds WHERE id = $1;
+
+-- name: hydra_job_latest
+-- The newest successful build of a job; $4 a system or NULL; $5 true: only builds of
+-- evaluations that are finished with every build finished (Hydra's latest-finished).
+SELECT b.id
+  FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2 AND b.job = $3 AND b.buildstatus = 0
+   AND ($4::text IS NULL OR b.system = $4)
+   AND (NOT $5::boolean OR EXISTS (
+        SELECT 1 FROM evaluation_builds eb JOIN evaluations e ON e.id = eb.evaluation_id
+         WHERE eb.build_id = b.id AND e.status = 'succeeded'
+           AND NOT EXISTS (SELECT 1 FROM evaluation_builds o JOIN builds ob ON ob.id = o.build_id
+                            WHERE o.evaluation_id = e.id AND ob.state <> 'finished')))
+ ORDER BY b.id DESC LIMIT 1;
+
+-- name: hydra_job_last_finished
+-- What a shield shows: the newest finished build of the job, or NULL.
+SELECT b.buildstatus
+  FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2 AND b.job = $3 AND b.state = 'finished'
+ ORDER BY b.id DESC LIMIT 1;
+
+-- name: hydra_job_exists
+SELECT 1 FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2 AND b.job = $3
+ LIMIT 1;
+
+-- name: hydra_search_projects
+SELECT name FROM projects
+ WHERE name ILIKE $1 OR display_name ILIKE $1 OR description ILIKE $1
+ ORDER BY name LIMIT $2;
+
+-- name: hydra_search_jobsets
+SELECT p.name AS project, j.name
+  FROM jobsets j JOIN projects p ON p.id = j.project_id
+ WHERE j.name ILIKE $1 OR j.description ILIKE $1
+ ORDER BY p.name, j.name LIMIT $2;
+
+-- name: hydra_search_builds_by_job
+-- The newest successful build of every job whose name contains $1 (Hydra's "builds").
+SELECT DISTINCT ON (b.jobset_id, b.job) b.id
+  FROM builds b
+ WHERE b.job ILIKE $1 AND b.buildstatus = 0
+ ORDER BY b.jobset_id, b.job, b.id DESC
+ LIMIT $2;
+
+-- name: hydra_search_builds_by_path
+-- Builds with an output at exactly this store path (Hydra's "buildsdrv" use the drv).
+SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
+ ORDER BY build_id DESC LIMIT $2;
+
+-- name: hydra_search_builds_by_drv
+SELECT id FROM builds WHERE drv_path = $1 ORDER BY id DESC LIMIT $2;
+
+-- name: hydra_latest_builds
+-- /api/latestbuilds: the newest finished builds, optionally of one project/jobset/job/system.
+SELECT b.id FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ WHERE b.state = 'finished'
+   AND ($2::text IS NULL OR p.name = $2) AND ($3::text IS NULL OR j.name = $3)
+   AND ($4::text IS NULL OR b.job = $4) AND ($5::text IS NULL OR b.system = $5)
+ ORDER BY b.finished_at DESC, b.id DESC LIMIT $1;
+
+-- name: hydra_queue
+-- /api/queue: unfinished builds in the order runners take them (builds_queue_idx first).
+SELECT id FROM builds WHERE state <> 'finished'
+ ORDER BY global_priority DESC, priority DESC, id LIMIT $1;
+
+-- name: hydra_nr_builds
+-- /api/nrbuilds: finished builds per period ($1 'hour'|'day'|'month'), the last $2
+-- periods, oldest first, zeros included.
+WITH periods AS (
+    SELECT generate_series(date_trunc($1, now()) - ($2 - 1) * ('1 ' || $1)::interval,
+                           date_trunc($1, now()), ('1 ' || $1)::interval) AS period
+)
+SELECT count(b.id) AS n
+  FROM periods x
+  LEFT JOIN builds b ON b.finished_at IS NOT NULL
+   AND date_trunc($1, b.finished_at) = x.period
+   AND ($3::text IS NULL OR b.project_id = (SELECT id FROM projects WHERE name = $3))
+   AND ($4::text IS NULL OR b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p
+                                             ON p.id = j.project_id
+                                            WHERE p.name = $3 AND j.name = $4))
+   AND ($5::text IS NULL OR b.job = $5)
+ GROUP BY x.period
+ ORDER BY x.period;
+
+-- name: hydra_build_cancel
+-- Hydra cancels what is queued or running; the runner holding a running build sees it
+-- finished and kills its Nix process.
+UPDATE builds
+   SET state = 'finished', buildstatus = 4, error_message = 'cancelled',
+       finished_at = now(), lease_expires_at = NULL, updated_at = now()
+ WHERE id = ANY($1::bigint[]) AND state <> 'finished'
+RETURNING id, pg_notify('circus_build_changed', id::text) AS notified;
+
+-- name: hydra_build_restart
+-- $2: the buildstatus codes that may be restarted.
+UPDATE builds
+   SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
+       lease_expires_at = NULL, started_at = NULL, finished_at = NULL, attempts = 0,
+       log_size = 0, signature = NULL, updated_at = now()
+ WHERE id = ANY($1::bigint[]) AND state = 'finished' AND buildstatus = ANY($2::smallint[])
+RETURNING id,
+          pg_notify('circus_build_changed', id::text) AS changed,
+          pg_notify('circus_builds_queued', '1') AS queued;
+
+-- name: hydra_builds_clear_results
+-- What finished builds left behind; run with hydra_build_restart in one transaction.
+WITH o AS (DELETE FROM build_outputs WHERE build_id = ANY($1::bigint[])),
+     p AS (DELETE FROM build_products WHERE build_id = ANY($1::bigint[])),
+     m AS (DELETE FROM build_metrics WHERE build_id = ANY($1::bigint[])),
+     s AS (DELETE FROM build_steps WHERE build_id = ANY($1::bigint[])),
+     l AS (DELETE FROM build_logs WHERE build_id = ANY($1::bigint[]))
+DELETE FROM build_log_chunks WHERE build_id = ANY($1::bigint[]);
+
+-- name: hydra_build_bump
+UPDATE builds
+   SET global_priority = (SELECT COALESCE(max(q.global_priority), 0) + 1
+                            FROM builds q WHERE q.state = 'queued'),
+       updated_at = now()
+ WHERE id = $1 AND state = 'queued'
+RETURNING id, pg_notify('circus_build_changed', id::text) AS changed,
+          pg_notify('circus_builds_queued', '1') AS queued;
+
+-- name: hydra_eval_build_ids
+SELECT build_id FROM evaluation_builds WHERE evaluation_id = $1 ORDER BY build_id;
