@@ -1,0 +1,173 @@
+"""The build page: status, steps, products, outputs, dependencies and the log.
+
+The log opens at its tail (a 100 000-line log renders its last lines, not all of them),
+earlier lines load on request, and while the build runs new lines arrive over SSE from
+the same cursor and bus notifications as /api/v1/builds/{id}/log/stream, converted from
+ANSI colours to HTML on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import structlog
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+
+from circus.db import bus
+from circus.db.queries import Q
+from circus.server import ansi, buildstatus, params
+from circus.server.dashboard_view import arg, html_errors, render, viewer
+from circus.server.errors import not_found
+from circus.server.keys import CLOSING, CONTEXT, STREAMS
+from circus.server.logs import LogCursor
+
+log = structlog.get_logger(__name__)
+
+TAIL_LINES = 1000
+MORE_LINES = 5000
+# A lost notification delays a stream by at most this long.
+SAFETY_POLL = 5.0
+
+
+def _build_id(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) <= params.MAX_ID:
+        raise not_found(f"build {raw!r}")
+    return int(raw)
+
+
+def tail_start(text: str, end: int, lines: int) -> int:
+    """Where the last `lines` lines before character `end` begin."""
+    pos = end
+    # A trailing newline ends the last line; it does not start an empty one.
+    if pos > 0 and text[pos - 1] == "\n":
+        pos -= 1
+    for _ in range(lines):
+        found = text.rfind("\n", 0, pos)
+        if found < 0:
+            return 0
+        pos = found
+    return pos + 1
+
+
+@html_errors
+async def build(request: web.Request) -> web.StreamResponse:
+    build_id = _build_id(arg(request, 0, "id", "build-id"))
+    pool = request.app[CONTEXT].pool
+    row = await pool.fetchrow(Q.api_build_get, build_id)
+    if row is None:
+        raise not_found(f"build {build_id}")
+    related = {}
+    for key, sql in (("outputs", Q.api_build_outputs), ("products", Q.api_build_products),
+                     ("metrics", Q.api_build_metrics), ("steps", Q.api_build_steps),
+                     ("dependencies", Q.api_build_dependencies),
+                     ("constituents", Q.api_build_constituents)):
+        related[key] = await pool.fetch(sql, build_id)
+    evals = [r["evaluation_id"] for r in await pool.fetch(Q.api_build_evaluation_ids, build_id)]
+    async with pool.acquire() as conn:
+        text, _snap = await LogCursor(build_id).advance(conn)
+    lines = _lines_param(request, TAIL_LINES)
+    start = tail_start(text, len(text), lines)
+    who = await viewer(request)
+    starred = False
+    if who is not None and who.user_id is not None:
+        starred = await pool.fetchval(Q.dashboard_job_starred, who.user_id, row["jobset_id"],
+                                      row["job"]) is not None
+    return await render(request, "build.html", {
+        "build": row, "status": buildstatus.name(row["state"], row["buildstatus"]),
+        "evals": evals, "log_html": ansi.to_html(text[start:]), "log_start": start,
+        "log_end": len(text), "log_lines": text.count("\n", start), "starred": starred,
+        "more_lines": MORE_LINES, "tail_lines": lines, **related})
+
+
+def _lines_param(request: web.Request, default: int) -> int:
+    raw = request.query.get("lines", "")
+    return min(int(raw), 10_000_000) if raw.isdigit() and int(raw) > 0 else default
+
+
+async def log_before(request: web.Request) -> web.Response:
+    """Earlier lines of a log as HTML: `end` (a character offset) and `lines`."""
+    build_id = _build_id(request.match_info["id"])
+    async with request.app[CONTEXT].pool.acquire() as conn:
+        text, snap = await LogCursor(build_id).advance(conn)
+    if snap is None:
+        raise not_found(f"build {build_id}")
+    raw_end = request.query.get("end", "")
+    end = min(int(raw_end), len(text)) if raw_end.isdigit() else len(text)
+    start = tail_start(text, end, _lines_param(request, MORE_LINES))
+    return web.json_response({"html": ansi.to_html(text[start:end]), "start": start})
+
+
+def _state_event(build_id: int, snap: asyncpg.Record) -> str:
+    return json.dumps({"id": build_id, "state": snap["state"],
+                       "buildstatus": snap["buildstatus"],
+                       "status": buildstatus.name(snap["state"], snap["buildstatus"])})
+
+
+async def _wait(sub: bus.Subscription, build_id: int, closing: asyncio.Event) -> None:
+    """Until this build's log or state may have changed (or the safety timer ends)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SAFETY_POLL
+    mine = str(build_id)
+    while (left := deadline - loop.time()) > 0 and not closing.is_set():
+        events = await sub.wait(timeout=left)
+        if any(payload == mine or channel == bus.RECONNECTED or not channel
+               for channel, payload in events):
+            return
+        if any(channel == "circus_server_closing" for channel, _ in events):
+            return
+
+
+async def log_live(request: web.Request) -> web.StreamResponse:
+    """SSE: `log` events carry HTML of new lines after `offset`; `state` when the build
+    starts; `done` when it finished (with its status)."""
+    build_id = _build_id(request.match_info["id"])
+    raw = request.headers.get("Last-Event-ID") or request.query.get("offset", "")
+    ctx = request.app[CONTEXT]
+    cursor = LogCursor(build_id, chars=int(raw) if raw.isdigit() else 0)
+    converter = ansi.Converter()
+    with ctx.bus.subscribe(bus.BUILD_LOG, bus.BUILD_CHANGED) as sub:
+        request.app[STREAMS].add(sub)
+        try:
+            async with ctx.pool.acquire() as conn:
+                text, snap = await cursor.advance(conn)
+            if snap is None:
+                raise not_found(f"build {build_id}")
+            async with sse_response(request) as sse:
+                try:
+                    await _pump(request.app, sse, sub, cursor, converter, text, snap)
+                except (ConnectionResetError, TimeoutError):
+                    log.debug("dashboard log stream went away", build_id=build_id)
+                return sse
+        finally:
+            request.app[STREAMS].discard(sub)
+
+
+async def _pump(app: web.Application, sse: EventSourceResponse, sub: bus.Subscription,
+                cursor: LogCursor, converter: ansi.Converter, text: str,
+                snap: asyncpg.Record) -> None:
+    state = snap["state"]
+    await sse.send(_state_event(cursor.build_id, snap), event="state")
+    while True:
+        if text:
+            # JSON keeps the trailing newline that SSE's line framing would drop.
+            await sse.send(json.dumps({"html": converter.feed(text)}), event="log",
+                           id=str(cursor.chars))
+        if snap["state"] != state:
+            state = snap["state"]
+            await sse.send(_state_event(cursor.build_id, snap), event="state")
+        if snap["state"] == "finished":
+            await sse.send(_state_event(cursor.build_id, snap), event="done")
+            return
+        if not sse.is_connected() or app[CLOSING].is_set():
+            return
+        await _wait(sub, cursor.build_id, app[CLOSING])
+        if app[CLOSING].is_set():
+            return
+        async with app[CONTEXT].pool.acquire() as conn:
+            text, next_snap = await cursor.advance(conn)
+        if next_snap is None:
+            return
+        snap = next_snap
