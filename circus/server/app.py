@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from circus.context import Context
-from circus.server import logs
+from circus.server import dashboard, logs, safety
 from circus.server.keys import CLOSING, CONTEXT, STREAMS
 from circus.server.middleware import access_log, errors
 from circus.server.routes import setup_routes
@@ -22,11 +22,14 @@ async def _streams(app: web.Application) -> AsyncIterator[None]:
 
 async def init_app(ctx: Context) -> web.Application:
     app = web.Application(
-        middlewares=[access_log, errors],
+        middlewares=[access_log, *safety.middlewares(ctx.config.server), errors],
         client_max_size=ctx.config.server.max_body_size,
     )
     app[CONTEXT] = ctx
     app.cleanup_ctx.append(_streams)
     app.on_shutdown.append(logs.close_streams)
+    safety.setup(app)
     setup_routes(app)
+    # After every module's routes: the dashboard fills in the shared paths left free.
+    dashboard.setup(app)
     return app
