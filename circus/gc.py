@@ -36,6 +36,9 @@ class Swept:
 async def sweep(pool: asyncpg.Pool, roots: GcRoots | None, max_age_days: int) -> Swept:
     """One pass: remove expired roots and withdraw those outputs from the cache."""
     paths = [r["path"] for r in await pool.fetch(Q.gc_expired_outputs, max_age_days)]
+    # The cache stops offering them first: a path must never be advertised without a root.
+    if paths:
+        await pool.execute(Q.gc_forget_paths, paths)
     removed = 0
     if roots is not None:
         for path in paths:
@@ -44,8 +47,6 @@ async def sweep(pool: asyncpg.Pool, roots: GcRoots | None, max_age_days: int) ->
                 with contextlib.suppress(FileNotFoundError):
                     link.unlink()
                     removed += 1
-    if paths:
-        await pool.execute(Q.gc_forget_paths, paths)
     return Swept(len(paths), removed)
 
 
