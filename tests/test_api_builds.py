@@ -63,6 +63,7 @@ async def test_build_filters(client: TestClient, pool: asyncpg.Pool) -> None:
     assert await _ids(client, "system=aarch64-linux") == [ids["b_running"]]
     assert await _ids(client, f"project_id={ids['alpha']}&job=hello&status=succeeded") == [
         ids["a_ok"]]
+    assert await _ids(client, f"project_id={ids['alpha']}&status=failed") == [ids["a_fail"]]
     assert await _ids(client, f"jobset_id={ids['a_main']}&status=running") == []
     resp = await client.get("/api/v1/projects/beta/builds")
     assert [b["id"] for b in (await resp.json())["items"]] == [ids["b_running"]]

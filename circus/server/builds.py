@@ -92,7 +92,7 @@ def _access_path(filters: tuple[Any, ...]) -> str:
     if jobset is not None:
         return "jobset"
     if project is not None:
-        return "project"
+        return "project" if code is None else "project_status"
     if code is not None:
         return "buildstatus"
     if state in ("queued", "running"):

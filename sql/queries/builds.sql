@@ -78,6 +78,41 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
+-- name: api_builds_page_project_status
+-- one project, one finished status (builds_project_status_idx)
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
+       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
+       b.created_at, b.started_at, b.finished_at
+  FROM (SELECT b.* FROM builds b
+         WHERE b.project_id = $1 AND b.buildstatus = $5
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+   AND b.id < COALESCE($10::bigint, 9223372036854775807)
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.id DESC;
+
+-- name: api_builds_count_project_status
+SELECT count(*) FROM (SELECT 1 FROM builds b
+                        WHERE b.project_id = $1 AND b.buildstatus = $5
+   AND ($1::bigint IS NULL OR b.project_id = $1)
+   AND ($2::bigint IS NULL OR b.jobset_id = $2)
+   AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM evaluation_builds x
+                                       WHERE x.evaluation_id = $3 AND x.build_id = b.id))
+   AND ($4::text IS NULL OR b.state = $4)
+   AND ($5::smallint IS NULL OR b.buildstatus = $5)
+   AND ($6::text IS NULL OR b.job = $6)
+   AND ($7::text IS NULL OR b.system = $7)
+                        LIMIT $8) s;
+
 -- name: api_builds_page_jobset
 -- one jobset (builds_jobset_idx, builds_job_idx)
 SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
