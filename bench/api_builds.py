@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -113,7 +115,26 @@ async def server_process(url: str, tmp: Path) -> AsyncIterator[str]:
         proc.wait(30)
 
 
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk_load(base: str, path: str, clients: int, seconds: float) -> dict[str, float]:
+    """wrk (C; apt-get install wrk): a Python client on the same 2 cores would take CPU
+    from the server it measures."""
+    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--latency",
+                          base + path], check=True, capture_output=True, text=True).stdout
+    percentile = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+            "p50": _ms(percentile["50"]), "p99": _ms(percentile["99"]),
+            "errors": int(errors[1]) if errors else 0}
+
+
 async def load(base: str, path: str, clients: int, seconds: float) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return await asyncio.to_thread(wrk_load, base, path, clients, seconds)
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -158,7 +179,8 @@ async def main(builds: int, clients: int, seconds: float) -> None:
         with postgres(tmp) as server:
             url = await prepare(server, builds)
             async with server_process(url, tmp) as base:
-                print(f"{clients} concurrent clients, {seconds:g} s per scenario")
+                client = "wrk" if shutil.which("wrk") else "aiohttp"
+                print(f"{clients} concurrent clients ({client}), {seconds:g} s per scenario")
                 print(f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
                       f"{'target':>7} {'errors':>6}")
                 for name, path, target in scenarios:

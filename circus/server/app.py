@@ -9,8 +9,9 @@ from aiohttp import web
 
 from circus.context import Context
 from circus.server import dashboard, logs, safety
-from circus.server.keys import CLOSING, CONTEXT, STREAMS
+from circus.server.keys import ANCHORS, CLOSING, CONTEXT, STREAMS
 from circus.server.middleware import access_log, errors
+from circus.server.offsets import OffsetAnchors
 from circus.server.routes import setup_routes
 
 
@@ -26,6 +27,7 @@ async def init_app(ctx: Context) -> web.Application:
         client_max_size=ctx.config.server.max_body_size,
     )
     app[CONTEXT] = ctx
+    app[ANCHORS] = OffsetAnchors()
     app.cleanup_ctx.append(_streams)
     app.on_shutdown.append(logs.close_streams)
     safety.setup(app)

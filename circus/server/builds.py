@@ -13,7 +13,8 @@ from aiohttp import web
 from circus.db.queries import Q
 from circus.server import auth, buildstatus, params, responses
 from circus.server.errors import bad_field, conflict, not_found
-from circus.server.keys import CONTEXT
+from circus.server.keys import ANCHORS, CONTEXT
+from circus.server.offsets import OffsetAnchors
 from circus.server.openapi import (
     BOOL,
     INT,
@@ -118,7 +119,8 @@ def _present(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def _page_rows(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...],
-                     page: params.Page, before: int | None) -> list[asyncpg.Record]:
+                     page: params.Page, before: int | None,
+                     anchors: OffsetAnchors | None = None) -> list[asyncpg.Record]:
     project, jobset, *residual = filters
     # Only the access path's own filter: pick the ids by an index-only scan, then read
     # those rows (a deep offset then skips index entries, not heap rows).
@@ -129,8 +131,10 @@ async def _page_rows(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...],
         return await pool.fetch(Q[f"api_builds_page_{path}"], *filters, page.limit,
                                 page.offset, before)
     key = {"all": (), "project": (project,), "jobset": (jobset,)}[path]
-    return await pool.fetch(Q[f"api_builds_ids_{path}"], before, page.limit, page.offset,
-                            *key)
+    offset = page.offset
+    if path == "all" and before is None and anchors is not None:
+        before, offset = await anchors.locate(pool, offset)
+    return await pool.fetch(Q[f"api_builds_ids_{path}"], before, page.limit, offset, *key)
 
 
 async def _list(request: web.Request, project_id: int | None = None) -> web.Response:
@@ -139,7 +143,7 @@ async def _list(request: web.Request, project_id: int | None = None) -> web.Resp
     filters = _filters(request, project_id)
     path = _access_path(filters)
     pool = request.app[CONTEXT].pool
-    items = await _page_rows(pool, path, filters, page, before)
+    items = await _page_rows(pool, path, filters, page, before, request.app[ANCHORS])
     total, exact = await _total(pool, path, filters)
     body = responses.page([_present(r) for r in items], total, page.limit, page.offset, exact)
     body["next_before_id"] = items[-1]["id"] if len(items) == page.limit else None

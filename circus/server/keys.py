@@ -8,8 +8,11 @@ from aiohttp import web
 
 from circus.context import Context
 from circus.db.bus import Subscription
+from circus.server.offsets import OffsetAnchors
 
 CONTEXT = web.AppKey("context", Context)
 # The subscriptions of live SSE streams: woken at shutdown so they end at once.
 STREAMS = web.AppKey("streams", set[Subscription])
 CLOSING = web.AppKey("closing", asyncio.Event)
+# Where deep offsets of the unfiltered build list start (see offsets.py).
+ANCHORS = web.AppKey("offset_anchors", OffsetAnchors)

@@ -462,3 +462,14 @@ SELECT b.id, b.state, b.buildstatus
                        WHERE p.name = $1 AND j.name = $2)
    AND b.job = $3 AND b.state = 'finished'
  ORDER BY b.id DESC LIMIT 1;
+
+-- name: api_builds_anchors
+-- Every $1-th id of the whole list, newest first, and the newest id: one index-only
+-- scan, refreshed now and then, so a deep offset starts from its anchor (offsets.py).
+SELECT array_agg(id ORDER BY pos) FILTER (WHERE pos > 0 AND pos % $1 = 0) AS ids,
+       max(id) AS max_id
+  FROM (SELECT id, row_number() OVER (ORDER BY id DESC) - 1 AS pos FROM builds) s;
+
+-- name: api_builds_newer_than
+-- Builds added since the anchors were taken: they sit above every anchor.
+SELECT count(*) FROM builds WHERE id > $1;
