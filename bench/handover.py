@@ -10,25 +10,17 @@ Both differences are read on the database's clock.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-# Run as a script, this directory would shadow the standard library's `queue` module.
-sys.path[:] = [p for p in sys.path if not p.endswith("/bench")]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import importlib.util  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import asyncpg  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("bench_queue", Path(__file__).with_name("queue.py"))
-bench_queue = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(bench_queue)  # type: ignore[union-attr]
+import asyncpg
+import queue_throughput as bench_queue  # beside this script: its database and runners
 
 LATENCY = """
 SELECT extract(epoch FROM started_at - created_at) * 1000 FROM builds

@@ -1,5 +1,5 @@
 """How a claimed build is turned into an Outcome. The runner takes any `Builder`:
-Nix for real work, a no-op one for measuring the queue itself (bench/queue.py)."""
+Nix for real work, a no-op one for measuring the queue itself (bench/queue_throughput.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Queue throughput: claim + complete 10 000 queued builds with a no-op builder, with one
 and with four runner OS processes against one embedded PostgreSQL (fresh database).
 
-    .venv/bin/python bench/queue.py [--builds 10000] [--workers 16] [--no-async-commit]
+    .venv/bin/python bench/queue_throughput.py [--builds 10000] [--workers 16] [--no-async-commit]
 
 The headline figures use PostgreSQL's default `synchronous_commit = on` (what production
 runs); then, labelled, the same with `synchronous_commit = off` (skip with
@@ -12,30 +12,26 @@ runs); then, labelled, the same with `synchronous_commit = off` (skip with
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import signal
 import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
-# Run as a script, this directory would shadow the standard library's `queue` module.
-sys.path[:] = [p for p in sys.path if not p.endswith("/bench")]
+import asyncpg
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import signal  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import asyncpg  # noqa: E402
-
-from circus import config as configuration  # noqa: E402
-from circus import logging as circus_logging  # noqa: E402
-from circus.context import Context  # noqa: E402
-from circus.db import embedded, migrations  # noqa: E402
-from circus.db.bus import Bus  # noqa: E402
-from circus.db.pool import create_pool  # noqa: E402
-from circus.runner.builders import NoopBuilder  # noqa: E402
-from circus.runner.role import serve  # noqa: E402
+from circus import config as configuration
+from circus import logging as circus_logging
+from circus.context import Context
+from circus.db import embedded, migrations
+from circus.db.bus import Bus
+from circus.db.pool import create_pool
+from circus.runner.builders import NoopBuilder
+from circus.runner.role import serve
 
 SYSTEM = "bench-linux"
 HERE = Path(__file__).resolve()
