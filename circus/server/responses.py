@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import functools
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 
@@ -19,7 +18,9 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-dumps = functools.partial(json.dumps, default=_default)
+def dumps(value: Any) -> str:
+    """JSON text; orjson because encoding was a third of a build page's CPU time."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def ok(data: Any, status: int = 200) -> web.Response:
