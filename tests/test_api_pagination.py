@@ -70,3 +70,17 @@ async def test_offset_pages_and_totals(client: TestClient, pool: asyncpg.Pool) -
         resp = await client.get(f"/api/v1/builds?{bad}")
         assert resp.status == 400 and (await resp.json())["error"].startswith(
             bad.split("=")[0])
+
+
+async def test_a_big_projects_total_is_estimated_a_small_ones_counted(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    big = await seed_project(client, "big")
+    small = await seed_project(client, "small")
+    await pool.execute(INSERT_MANY, (await seed_jobset(client, big["id"]))["id"], "big", 12_000)
+    await pool.execute(INSERT_MANY, (await seed_jobset(client, small["id"]))["id"], "s", 30)
+    await pool.execute("ANALYZE builds")
+    body = await (await client.get(f"/api/v1/builds?project_id={big['id']}&limit=5")).json()
+    assert body["total_exact"] is False and 9_000 < body["total"] < 15_000
+    assert len(body["items"]) == 5
+    body = await (await client.get(f"/api/v1/builds?project_id={small['id']}")).json()
+    assert (body["total"], body["total_exact"], len(body["items"])) == (30, True, 30)

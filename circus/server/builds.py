@@ -102,10 +102,13 @@ def _access_path(filters: tuple[Any, ...]) -> str:
 
 
 async def _total(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...]) -> tuple[int, bool]:
+    estimate = None
     if all(f is None for f in filters):
         estimate = await pool.fetchval(Q.api_builds_estimate)
-        if estimate is not None and estimate > COUNT_CAP:
-            return estimate, False
+    elif path == "project" and all(f is None for f in filters[1:]):
+        estimate = await pool.fetchval(Q.api_builds_estimate_project, filters[0])
+    if estimate is not None and estimate > COUNT_CAP:
+        return estimate, False
     counted = await pool.fetchval(Q[f"api_builds_count_{path}"], *filters, COUNT_CAP + 1)
     if counted > COUNT_CAP:
         return COUNT_CAP, False

@@ -257,6 +257,15 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
 -- The planner's row count: O(1) where count(*) would read the whole table.
 SELECT reltuples::bigint FROM pg_class WHERE oid = 'builds'::regclass;
 
+-- name: api_builds_estimate_project
+-- A big project's share of the planner's row count, from the column's most common
+-- values; NULL for a project too small to be among them (then it is counted).
+SELECT (c.reltuples * m.freq)::bigint
+  FROM pg_class c, pg_stats s,
+       unnest(s.most_common_vals::text::bigint[], s.most_common_freqs) AS m(project, freq)
+ WHERE c.oid = 'builds'::regclass AND s.schemaname = current_schema()
+   AND s.tablename = 'builds' AND s.attname = 'project_id' AND m.project = $1;
+
 -- name: api_build_get
 SELECT b.*, p.name AS project, j.name AS jobset
   FROM builds b
