@@ -11,8 +11,8 @@ import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
-from circus.server import auth, buildstatus, params, responses
-from circus.server.errors import bad_field, conflict, not_found
+from circus.server import auth, build_actions, buildstatus, params, responses
+from circus.server.errors import bad_field, not_found
 from circus.server.keys import ANCHORS, CONTEXT
 from circus.server.offsets import OffsetAnchors
 from circus.server.openapi import (
@@ -203,26 +203,16 @@ def _with_status(row: asyncpg.Record) -> dict[str, Any]:
     return item
 
 
-async def _refuse(pool: asyncpg.Pool, build_id: int, why: str) -> None:
-    """The write matched no row: the build is missing (404) or in the wrong state (409)."""
-    current = await _build(pool, build_id)
-    raise conflict(f"build {build_id} is {current['status']}: {why}")
-
-
 @doc("Cancel a queued or running build (queued dependents fail)", response=BUILD,
      permission=auth.CANCEL, tags=("builds",))
 @auth.requires(auth.CANCEL)
 async def cancel_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(Q.api_build_cancel, build_id)
-        if row is not None:
-            failed = await conn.fetch(
-                Q.api_build_fail_dependents, build_id,
-                f"dependency failed: build {build_id} ({row['job']}) was cancelled")
-    if row is None:
-        await _refuse(pool, build_id, "only a queued or running build can be cancelled")
+    failed = await build_actions.cancel(pool, build_id)
+    if failed is None:
+        raise await build_actions.refusal(
+            pool, build_id, "only a queued or running build can be cancelled")
     log.info("build cancelled", build_id=build_id, dependents_failed=len(failed))
     return responses.ok(await _build(pool, build_id))
 
@@ -233,12 +223,8 @@ async def cancel_build(request: web.Request) -> web.Response:
 async def restart_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(Q.api_build_restart, build_id)
-        if row is not None:
-            await conn.execute(Q.api_build_clear_results, build_id)
-    if row is None:
-        await _refuse(pool, build_id, "only a finished build can be restarted")
+    if not await build_actions.restart(pool, build_id):
+        raise await build_actions.refusal(pool, build_id, "only a finished build can be restarted")
     log.info("build restarted", build_id=build_id)
     return responses.ok(await _build(pool, build_id))
 
@@ -253,7 +239,7 @@ async def bump_build(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     row = await pool.fetchrow(Q.api_build_bump, build_id)
     if row is None:
-        await _refuse(pool, build_id, "only a queued build can be bumped")
+        raise await build_actions.refusal(pool, build_id, "only a queued build can be bumped")
     log.info("build bumped", build_id=build_id, global_priority=row["global_priority"])
     return responses.ok(await _build(pool, build_id))
 

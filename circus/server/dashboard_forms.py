@@ -18,9 +18,9 @@ from aiohttp import web
 from circus import passwords
 from circus.apikeys import hash_key
 from circus.db.queries import Q
-from circus.server import accounts, auth, params, sessions, setup
+from circus.server import accounts, auth, build_actions, params, sessions, setup
 from circus.server.dashboard_view import html_errors, redirect, render
-from circus.server.errors import ApiError, bad_field, conflict, not_found
+from circus.server.errors import bad_field, conflict, not_found
 from circus.server.jobsets import JobsetSpec
 from circus.server.keys import CONTEXT
 from circus.server.projects import ProjectSpec, check_repository_url
@@ -224,12 +224,7 @@ async def trigger(request: web.Request) -> web.StreamResponse:
                    "Evaluation requested: the evaluator picks it up now.")
 
 
-async def _refuse(pool: asyncpg.Pool, build_id: int, why: str) -> ApiError:
-    row = await pool.fetchrow(Q.api_build_get, build_id)
-    if row is None:
-        return not_found(f"build {build_id}")
-    state = row["state"] if row["buildstatus"] is None else "finished"
-    return conflict(f"build {build_id} is {state}: {why}")
+_refuse = build_actions.refusal
 
 
 @html_errors
@@ -237,13 +232,7 @@ async def _refuse(pool: asyncpg.Pool, build_id: int, why: str) -> ApiError:
 async def cancel_build(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(Q.api_build_cancel, build_id)
-        if row is not None:
-            await conn.fetch(Q.api_build_fail_dependents, build_id,
-                             f"dependency failed: build {build_id} ({row['job']}) was "
-                             "cancelled")
-    if row is None:
+    if await build_actions.cancel(pool, build_id) is None:
         raise await _refuse(pool, build_id, "only a queued or running build can be cancelled")
     log.info("build cancelled from the dashboard", build_id=build_id)
     raise redirect(f"/build/{build_id}", "Build cancelled.")
@@ -254,11 +243,7 @@ async def cancel_build(request: web.Request) -> web.StreamResponse:
 async def restart_build(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(Q.api_build_restart, build_id)
-        if row is not None:
-            await conn.execute(Q.api_build_clear_results, build_id)
-    if row is None:
+    if not await build_actions.restart(pool, build_id):
         raise await _refuse(pool, build_id, "only a finished build can be restarted")
     log.info("build restarted from the dashboard", build_id=build_id)
     raise redirect(f"/build/{build_id}", "Build queued again.")
