@@ -10,11 +10,8 @@
 
 -- name: api_builds_page_all
 -- the whole table, newest first (builds_pkey)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM builds b
+SELECT v.*
+  FROM (SELECT b.id FROM builds b
          WHERE true
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -25,10 +22,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_all
 SELECT count(*) FROM (SELECT 1 FROM builds b
@@ -45,11 +41,8 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
 
 -- name: api_builds_page_project
 -- one project (builds_project_idx)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM builds b
+SELECT v.*
+  FROM (SELECT b.id FROM builds b
          WHERE b.project_id = $1
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -60,10 +53,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_project
 SELECT count(*) FROM (SELECT 1 FROM builds b
@@ -80,11 +72,8 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
 
 -- name: api_builds_page_project_status
 -- one project, one finished status (builds_project_status_idx)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM builds b
+SELECT v.*
+  FROM (SELECT b.id FROM builds b
          WHERE b.project_id = $1 AND b.buildstatus = $5
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -95,10 +84,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_project_status
 SELECT count(*) FROM (SELECT 1 FROM builds b
@@ -115,11 +103,8 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
 
 -- name: api_builds_page_jobset
 -- one jobset (builds_jobset_idx, builds_job_idx)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM builds b
+SELECT v.*
+  FROM (SELECT b.id FROM builds b
          WHERE b.jobset_id = $2
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -130,10 +115,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_jobset
 SELECT count(*) FROM (SELECT 1 FROM builds b
@@ -150,11 +134,8 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
 
 -- name: api_builds_page_evaluation
 -- one evaluation (evaluation_builds primary key)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+SELECT v.*
+  FROM (SELECT b.id FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
          WHERE eb.evaluation_id = $3
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -165,10 +146,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_evaluation
 SELECT count(*) FROM (SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
@@ -185,11 +165,8 @@ SELECT count(*) FROM (SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id =
 
 -- name: api_builds_page_buildstatus
 -- one finished status (builds_status_idx)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM builds b
+SELECT v.*
+  FROM (SELECT b.id FROM builds b
          WHERE b.buildstatus = $5
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -200,10 +177,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_buildstatus
 SELECT count(*) FROM (SELECT 1 FROM builds b
@@ -220,11 +196,8 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
 
 -- name: api_builds_page_unfinished
 -- queued or running: buildstatus IS NULL (builds_status_idx)
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT b.* FROM builds b
+SELECT v.*
+  FROM (SELECT b.id FROM builds b
          WHERE b.buildstatus IS NULL AND b.state = $4
    AND ($1::bigint IS NULL OR b.project_id = $1)
    AND ($2::bigint IS NULL OR b.jobset_id = $2)
@@ -235,10 +208,9 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
    AND ($6::text IS NULL OR b.job = $6)
    AND ($7::text IS NULL OR b.system = $7)
    AND b.id < COALESCE($10::bigint, 9223372036854775807)
-         ORDER BY b.id DESC LIMIT $8 OFFSET $9) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+         ORDER BY b.id DESC LIMIT $8 OFFSET $9) page
+  JOIN build_list v ON v.id = page.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_count_unfinished
 SELECT count(*) FROM (SELECT 1 FROM builds b
@@ -356,57 +328,38 @@ SELECT b.state, b.buildstatus, EXISTS (SELECT 1 FROM build_logs l WHERE l.build_
 -- A page with no filter but the cursor: the ids come from an index-only scan of
 -- builds_pkey (a deep offset skips index entries, not heap rows), then only the page's
 -- rows are read. $1 before_id (NULL: from the newest), $2 limit, $3 offset
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
+SELECT v.*
   FROM (SELECT id FROM builds
          WHERE id < COALESCE($1::bigint, 9223372036854775807)
          ORDER BY id DESC LIMIT $2 OFFSET $3) ids
-  JOIN builds b ON b.id = ids.id
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+  JOIN build_list v ON v.id = ids.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_ids_project
 -- As api_builds_ids_all on builds_project_idx; $4 project_id.
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
+SELECT v.*
   FROM (SELECT id FROM builds
          WHERE project_id = $4 AND id < COALESCE($1::bigint, 9223372036854775807)
          ORDER BY id DESC LIMIT $2 OFFSET $3) ids
-  JOIN builds b ON b.id = ids.id
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+  JOIN build_list v ON v.id = ids.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_ids_jobset
 -- As api_builds_ids_all on builds_jobset_idx; $4 jobset_id.
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
+SELECT v.*
   FROM (SELECT id FROM builds
          WHERE jobset_id = $4 AND id < COALESCE($1::bigint, 9223372036854775807)
          ORDER BY id DESC LIMIT $2 OFFSET $3) ids
-  JOIN builds b ON b.id = ids.id
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.id DESC;
+  JOIN build_list v ON v.id = ids.id
+ ORDER BY v.id DESC;
 
 -- name: api_builds_recent
 -- The most recently finished builds (builds_finished_idx, read backwards).
-SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
-       b.nix_name, b.system, b.drv_path, b.state, b.buildstatus, b.error_message,
-       b.priority, b.global_priority, b.is_aggregate, b.keep, b.attempts, b.runner_id,
-       b.created_at, b.started_at, b.finished_at
-  FROM (SELECT * FROM builds WHERE finished_at IS NOT NULL
-         ORDER BY finished_at DESC LIMIT $1) b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- ORDER BY b.finished_at DESC, b.id DESC;
+SELECT v.*
+  FROM (SELECT id FROM builds WHERE finished_at IS NOT NULL
+         ORDER BY finished_at DESC LIMIT $1) recent
+  JOIN build_list v ON v.id = recent.id
+ ORDER BY v.finished_at DESC, v.id DESC;
 
 -- name: api_builds_stats
 -- Counts by outcome and the mean duration of successes, optionally for one project or
