@@ -1,17 +1,29 @@
-"""Where the files that ship beside the package live (SQL, templates, static files).
+"""Where the files that ship inside the package live (SQL, templates, static files).
 
-In a checkout or an editable install they sit beside `circus/`; an installed copy can
-point elsewhere with CIRCUS_DATA_DIR (the container and the NixOS module do).
+They are package data, read through `importlib.resources`, so a plain `pip install` of
+the wheel is complete. Circus needs them as real directories (aiohttp serves static
+files from one, migrations are listed), so a zipped install is refused here, at import.
 """
 
 from __future__ import annotations
 
-import os
+from importlib.resources import files
 from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("CIRCUS_DATA_DIR") or Path(__file__).resolve().parent.parent)
-SQL_DIR = DATA_DIR / "sql"
+
+def _directory(*parts: str) -> Path:
+    resource = files("circus").joinpath(*parts)
+    path = Path(str(resource))
+    if not path.is_dir():
+        raise RuntimeError(
+            f"circus is installed without its {'/'.join(parts)} directory ({path}); "
+            "reinstall the package from a wheel or a checkout")
+    return path
+
+
+SQL_DIR = _directory("sql")
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 QUERIES_DIR = SQL_DIR / "queries"
-WEB_DIR = DATA_DIR / "web"
-NIX_DIR = Path(__file__).resolve().parent / "nix"
+TEMPLATES_DIR = _directory("server", "dashboard", "templates")
+STATIC_DIR = _directory("server", "dashboard", "static")
+NIX_DIR = _directory("nix")

@@ -16,9 +16,7 @@ from circus import config as configuration
 from circus import declarative
 from circus.db import bus as busmod
 from circus.db import embedded, migrations, queries
-from circus.paths import MIGRATIONS_DIR
-
-from .conftest import ROOT
+from circus.paths import MIGRATIONS_DIR, QUERIES_DIR
 
 
 @pytest.fixture
@@ -96,10 +94,10 @@ def test_migrate_cli_status_and_validate(database_url: str, tmp_path: Path) -> N
 
 
 def test_every_named_query_is_unique_and_nonempty() -> None:
-    loaded = queries.load(ROOT / "sql" / "queries")
+    loaded = queries.load(QUERIES_DIR)
     assert loaded and all(sql.strip() for sql in loaded.values())
     with pytest.raises(ValueError, match="defined twice"):
-        bad = ROOT / "sql" / "queries"
+        bad = QUERIES_DIR
         text = (bad / "declarative.sql").read_text()
         queries.parse(text, "x")  # parses fine alone
         folder = Path(__file__).parent / "_dup_queries"

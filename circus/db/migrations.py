@@ -1,4 +1,4 @@
-"""Numbered, checksummed migrations from `sql/migrations/NNNN_name.sql`.
+"""Numbered, checksummed migrations from `circus/sql/migrations/NNNN_name.sql`.
 
 Each file runs in its own transaction together with its row in `schema_migrations`, so a
 migration is applied whole or not at all. Concurrent starters serialise on an advisory
@@ -61,6 +61,10 @@ class MigrationState:
 
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files, in order; none at all is an installation error, never an
+    empty success (a schema-less database would fail later, somewhere else)."""
+    if not directory.is_dir():
+        raise MigrationError(f"the migrations directory {directory} does not exist")
     found = []
     for path in sorted(directory.glob("*.sql")):
         match = _FILE.match(path.name)
@@ -70,6 +74,8 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise MigrationError("two migrations share a version number")
+    if not found:
+        raise MigrationError(f"the migrations directory {directory} holds no NNNN_name.sql")
     return found
 
 

@@ -1,4 +1,4 @@
-"""Named queries from `sql/queries/*.sql`.
+"""Named queries from `circus/sql/queries/*.sql`.
 
 A file holds blocks that start with `-- name: some_name`; everything up to the next such
 line is the statement. Names are unique across files so a caller needs only the name.
@@ -19,7 +19,7 @@ class Queries(dict[str, str]):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(f"no query named {name!r} in sql/queries") from None
+            raise AttributeError(f"no query named {name!r} in circus/sql/queries") from None
 
 
 def parse(text: str, origin: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""The web dashboard: server-rendered pages (aiohttp-jinja2, `web/templates`), a small
-stylesheet and script (`web/static`), forms for the writes, and live updates over SSE.
+"""The web dashboard: server-rendered pages (aiohttp-jinja2, `templates/`), a small
+stylesheet and script (`static/`), forms for the writes, and live updates over SSE.
 
 Hydra's JSON API shares five paths with the dashboard (`/`, `/project/..`, `/jobset/..`,
 `/build/..`, `/eval/..`). Its module owns those routes and answers JSON; for a browser
@@ -14,7 +14,7 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from circus.paths import WEB_DIR
+from circus.paths import STATIC_DIR, TEMPLATES_DIR
 from circus.server import (
     dashboard_admin,
     dashboard_build,
@@ -124,7 +124,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     for path, handler in _FORMS:
         router.add_post(path, _documented(handler, f"Dashboard form {path}", _FORM_DOC,
                                                   path))
-    router.add_static("/static/", WEB_DIR / "static", name="static")
+    router.add_static("/static/", STATIC_DIR, name="static")
 
 
 def _taken(app: web.Application) -> set[str]:
@@ -139,7 +139,7 @@ def _taken(app: web.Application) -> set[str]:
 def setup(app: web.Application) -> None:
     """Templates, and the shared-path pages nobody else serves; after `setup_routes`."""
     env = aiohttp_jinja2.setup(
-        app, loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
+        app, loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
     env.globals.update(jinja_helpers())
     app[DASHBOARD_FALLBACK] = DASHBOARD_PAGES
