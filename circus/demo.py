@@ -17,7 +17,6 @@ import structlog
 from circus import config as configuration
 from circus import logging as circus_logging
 from circus import supervisor
-from circus.db import embedded
 
 log = structlog.get_logger(__name__)
 
@@ -163,10 +162,5 @@ def main(state_dir: str, port: int) -> int:
     log.info("circus demo starting", url=f"http://{config.server.host}:{config.server.port}/",
              admin_key=ADMIN_KEY, readonly_key=READONLY_KEY, project=PROJECT, jobset=JOBSET,
              repo=str(repo), state_dir=str(state))
-    try:
-        asyncio.run(supervisor.run(config, list(supervisor.ROLES)))
-    finally:
-        if config.database.url is None:
-            # The embedded server outlives a `circus run`; the demo owns its state dir.
-            embedded.for_state_dir(config.state_dir).stop()
+    asyncio.run(supervisor.run(config, list(supervisor.ROLES)))
     return 0

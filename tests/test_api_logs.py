@@ -139,7 +139,7 @@ async def test_stream_hears_a_writer_in_another_process(client: TestClient, pool
     sql = (f"INSERT INTO build_log_chunks VALUES ({build}, 0, 'from afar' || chr(10)); "
            f"SELECT pg_notify('circus_build_log', '{build}');")
     proc = await asyncio.create_subprocess_exec(
-        str(embedded.POSTGRES_BIN_PATH / "psql"), database_url, "-qc", sql,
+        str(embedded.bin_path() / "psql"), database_url, "-qc", sql,
         stdout=asyncio.subprocess.DEVNULL)
     assert await proc.wait() == 0
     assert await _log_until(resp, "from afar") == "from afar\n"

@@ -15,12 +15,11 @@ log = structlog.get_logger(__name__)
 
 
 def database_url(config: Config) -> str:
-    """The configured URL, or the embedded server's (started if it is not running)."""
+    """The configured URL, or the embedded server's (started if it is not running, and
+    stopped when the last process using it exits)."""
     if config.database.url:
         return config.database.url
-    server = embedded.for_state_dir(config.state_dir)
-    server.start()
-    return server.url
+    return embedded.use(embedded.for_state_dir(config.state_dir))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
