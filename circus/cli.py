@@ -8,6 +8,8 @@ import sys
 
 from circus import config as configuration
 from circus import logging as circus_logging
+from circus.db.migrations import MigrationError
+from circus.domain.errors import StartupError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     msub.add_parser("validate", help="report migrations edited after they were applied")
     create = msub.add_parser("create", help="create a new, empty migration file")
     create.add_argument("name")
+    sub.add_parser("doctor", help="check that Nix works for Circus; exit 1 on the first failure")
     cfg = sub.add_parser("config", help="configuration")
     csub = cfg.add_subparsers(dest="action", required=True)
     csub.add_parser("show", help="print the effective configuration as TOML")
@@ -35,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "doctor":
+            from circus.app import doctor
+
+            return asyncio.run(doctor.main())
         if args.command == "demo":
             from circus import demo
 
@@ -54,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             sys.stdout.write(configuration.to_toml(config))
             return 0
+    except (StartupError, MigrationError) as exc:
+        sys.stderr.write(f"circus: {exc}\n")
+        return 1
     except configuration.ConfigError as exc:
         sys.stderr.write(f"circus: {exc}\n")
         return 2

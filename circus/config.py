@@ -127,6 +127,9 @@ class QueueRunnerConfig:
     shutdown_grace: int = attrs.field(default=30, validator=_non_negative)
     # Not in the seed's table: the `system`s this runner builds (empty: the host's).
     systems: list[str] = attrs.Factory(list)
+    # Not in the seed's table: how often a build that failed because of the machine (Nix
+    # could not start, no store, no builder) is queued again before it ends as aborted.
+    infrastructure_retries: int = attrs.field(default=2, validator=_non_negative)
 
 
 @attrs.define

@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from circus import declarative
+from circus.app import doctor
 from circus.config import Config
 from circus.context import Context
 from circus.db import migrations
 from circus.db.bus import Bus
 from circus.db.pool import create_pool, database_url
+from circus.domain.errors import StartupError
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +57,19 @@ async def prepare_database(config: Config) -> str:
     return url
 
 
+async def check_nix(roles: list[str]) -> None:
+    """The evaluator and the runner need a working Nix; refuse to take work without."""
+    if not {"evaluator", "runner"} & set(roles):
+        return
+    failure = await doctor.first_failure()
+    if failure is not None:
+        raise StartupError(f"Nix is not usable ({failure.name}): {failure.detail}; "
+                           f"fix: {failure.fix}")
+    log.info("nix checked", roles=roles)
+
+
 async def run(config: Config, roles: list[str]) -> None:
+    await check_nix(roles)
     url = await prepare_database(config)
     pool = await create_pool(url, config)
     bus = Bus(url)
@@ -69,6 +83,8 @@ async def run(config: Config, roles: list[str]) -> None:
         async with asyncio.TaskGroup() as group:
             for role in roles:
                 group.create_task(_role_main(role)(ctx), name=role)
+    except* StartupError as failed:
+        raise failed.exceptions[0] from None
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -3,15 +3,20 @@
 #
 #   bash etc/dev.sh demo [--port N] [--state-dir DIR]   # the demo on http://127.0.0.1:3000/
 #   bash etc/dev.sh test [PYTEST ARGS...]               # the whole test suite
+#   bash etc/dev.sh bench NAME [ARGS...]                # bench/NAME.py, by hand
+#   bash etc/dev.sh image [--output DIR]                # the container image (etc/image)
 #
 # Installs what is missing: Debian packages (as root; otherwise it names them and stops),
 # a virtualenv in .venv with the package and its test dependencies.
+#
+# Nix runs single-user: as root, with `build-users-group =` (Debian's nix-bin creates no
+# nixbld group and no /etc/nix), set through NIX_CONFIG below; nothing is written to /etc.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 usage() {
-  echo "usage: bash etc/dev.sh demo|test [args...]" >&2
+  echo "usage: bash etc/dev.sh demo|test|bench|image [args...]" >&2
   exit 2
 }
 
@@ -62,11 +67,13 @@ install_python_packages() {
 
 # This machine has no network but the package registries: without an empty
 # `substituters`, every Nix call would try cache.nixos.org and wait for it to time out.
-# The sandbox needs user namespaces that containers and Debian's nix-bin often lack.
+# Debian's nix-bin has a sandbox with no /bin/sh, which the demo's and tests' builders use.
+# No build users: builds run as the calling user (root here), as `circus doctor` checks.
 export NIX_CONFIG="${NIX_CONFIG:+$NIX_CONFIG
 }experimental-features = nix-command flakes
 substituters =
-sandbox = false"
+sandbox = false
+build-users-group ="
 
 command="${1:-}"
 [ $# -gt 0 ] && shift
@@ -80,6 +87,20 @@ case "$command" in
     install_debian_packages "${TEST_TOOLS[@]}"
     install_python_packages
     exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+    ;;
+  bench)
+    [ $# -gt 0 ] && [ -f "bench/$1.py" ] || {
+      echo "usage: bash etc/dev.sh bench NAME [ARGS...]; NAME one of: $(cd bench && ls ./*.py | sed 's|^\./||; s|\.py$||' | tr '\n' ' ')" >&2
+      exit 2
+    }
+    install_debian_packages "${DEMO_TOOLS[@]}"
+    install_python_packages
+    name="$1"
+    shift
+    exec .venv/bin/python "bench/$name.py" "$@"
+    ;;
+  image)
+    exec bash etc/image/build.sh "$@"
     ;;
   *)
     usage

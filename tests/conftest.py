@@ -21,9 +21,16 @@ import pytest
 from circus import config as configuration
 from circus.db import embedded, migrations
 
-# Offline machine: no default substituter (every nix call would retry it for seconds).
-NIX_CONFIG = "experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\n"
+# Nix as the suite needs it, whatever the machine has: single-user as root with no build
+# users (Debian's nix-bin creates no nixbld group), no sandbox (it has no /bin/sh), no
+# default substituter (offline: every call would retry cache.nixos.org for seconds).
+# Its configuration directory is the suite's own, so /etc/nix is never read.
+NIX_CONFIG = ("experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\n"
+              "build-users-group =\n")
 os.environ["NIX_CONFIG"] = NIX_CONFIG
+_NIX_CONF_DIR = Path(__file__).resolve().parent / "data" / "nix-conf"
+os.environ["NIX_CONF_DIR"] = str(_NIX_CONF_DIR)
+os.environ["NIX_USER_CONF_FILES"] = str(_NIX_CONF_DIR / "nix.conf")
 os.environ.setdefault("GIT_AUTHOR_NAME", "Circus Tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@circus.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "Circus Tests")

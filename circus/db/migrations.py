@@ -15,6 +15,7 @@ import asyncpg
 import attrs
 import structlog
 
+from circus.domain.errors import CircusError
 from circus.paths import MIGRATIONS_DIR
 
 log = structlog.get_logger(__name__)
@@ -33,8 +34,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-class MigrationError(Exception):
-    pass
+class MigrationError(CircusError):
+    """A migration cannot be found, read or applied; the message names the file."""
 
 
 @attrs.frozen

@@ -60,6 +60,9 @@ class NixResult:
     error: str | None
     outputs: dict[str, str]
     steps: list[Step]
+    # The machine failed, not the build: Nix stopped before any build or substitution
+    # began (no store, no build users, an unreachable builder). Never the user's fault.
+    infrastructure: bool = False
 
 
 @attrs.define(eq=False)
@@ -181,7 +184,9 @@ def _result(returncode: int, stdout: bytes, reader: _Reader) -> NixResult:
         return NixResult(SUCCESS, None, outputs, reader.finish())
     status = _status_of(reader.errors, returncode)
     error = "\n".join(reader.errors) or f"nix build exited with status {returncode}"
-    return NixResult(status, error, {}, reader.finish())
+    infrastructure = status == FAILED and not reader.steps
+    return NixResult(ABORTED if infrastructure else status, error, {}, reader.finish(),
+                     infrastructure=infrastructure)
 
 
 async def _pump(stream: asyncio.StreamReader, reader: _Reader) -> None:

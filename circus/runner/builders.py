@@ -60,7 +60,8 @@ class NixBuilder:
             return Outcome(TIMED_OUT, f"nix did not finish within {timeout} s")
         if result.status == SUCCESS and lines == 0:
             await _replay_stored_log(build.drv_path, on_line)
-        outcome = Outcome(result.status, result.error, result.outputs, result.steps)
+        outcome = Outcome(result.status, result.error, result.outputs, result.steps,
+                          infrastructure=result.infrastructure)
         if result.status == SUCCESS:
             await asyncio.to_thread(_inspect_outputs, outcome)
             await self._add_roots(build, outcome.outputs)

@@ -39,3 +39,5 @@ class Outcome:
     steps: list[Step] = attrs.Factory(list)
     products: list[Product] = attrs.Factory(list)
     metrics: list[Metric] = attrs.Factory(list)
+    # The machine failed, not the build: it is retried, and ends as aborted (3) at most.
+    infrastructure: bool = False

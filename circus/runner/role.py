@@ -120,7 +120,8 @@ class Runner:
 
     def _start(self, build: ClaimedBuild) -> None:
         task = asyncio.create_task(
-            worker.execute(self.ctx.pool, self._finisher, self.builder, build, self._build_log),
+            worker.execute(self.ctx.pool, self._finisher, self.builder, build, self._build_log,
+                           self.cfg.infrastructure_retries),
             name=f"build-{build.id}")
         self.running[build.id] = task
         task.add_done_callback(lambda t: self._done(build.id, t))

@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 from structlog.typing import BindableLogger
 
-from circus.runner import results
+from circus.runner import lease, results
 from circus.runner.builders import Builder
 from circus.runner.finisher import Finisher
 from circus.runner.logsink import LogSink
@@ -24,11 +24,14 @@ def resolved_log() -> BindableLogger:
 
 
 async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
-                  build: ClaimedBuild, runner_log: BindableLogger | None = None) -> None:
+                  build: ClaimedBuild, runner_log: BindableLogger | None = None,
+                  infrastructure_retries: int = 2) -> None:
     """Build and record. Cancelled (build cancelled, lease lost, shutdown): the build
-    process is stopped, the log so far kept, and no status written. `runner_log`: a
-    logger resolved once by the caller, so a build does not pay for structlog's lazy
-    proxy re-resolving its configuration on every call."""
+    process is stopped, the log so far kept, and no status written. A failure of the
+    machine rather than the build goes back to the queue `infrastructure_retries` times,
+    then ends as aborted (3), never as failed (1). `runner_log`: a logger resolved once
+    by the caller, so a build does not pay for structlog's lazy proxy re-resolving its
+    configuration on every call."""
     blog = (runner_log or log).bind(build_id=build.id, job=build.job,
                                     jobset=f"{build.project}:{build.jobset}")
     blog.info("build claimed", drv=build.drv_path, system=build.system, attempt=build.attempts)
@@ -43,8 +46,17 @@ async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
         raise
     except Exception as exc:
         blog.exception("build could not be run", error=str(exc))
-        outcome = Outcome(ABORTED, f"runner error: {exc}")
+        outcome = Outcome(ABORTED, f"runner error: {exc}", infrastructure=True)
     await sink.close()
+    if outcome.infrastructure:
+        if build.attempts <= infrastructure_retries:
+            blog.warning("the machine failed, not the build; queued again",
+                         attempt=build.attempts, error=outcome.error)
+            await lease.hand_back(pool, finisher.runner_id, [build.id])
+            return
+        outcome.status = ABORTED
+        outcome.error = (f"infrastructure failure, {build.attempts} attempts: "
+                         f"{outcome.error}")
     recorded = await finisher.finish(build, outcome, sink.written)
     duration = round(time.monotonic() - started, 3)
     if recorded:

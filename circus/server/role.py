@@ -6,6 +6,7 @@ import structlog
 from aiohttp import web
 
 from circus.context import Context
+from circus.domain.errors import StartupError
 from circus.server.app import init_app
 
 log = structlog.get_logger(__name__)
@@ -22,7 +23,12 @@ async def run(ctx: Context) -> None:
     await runner.setup()
     try:
         site = web.TCPSite(runner, server.host, server.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {server.host} port {server.port}: {exc.strerror}; "
+                "set server.port (CIRCUS_SERVER__PORT) or stop what holds it") from None
         log.info("server listening", host=server.host, port=server.port)
         await ctx.stopping.wait()
         log.info("server stopping")

@@ -1,0 +1,1 @@
+"""Process wiring: what `circus` does before and around the roles."""

@@ -1,0 +1,1 @@
+"""The vocabulary every part of Circus shares, with no I/O."""
