@@ -3,7 +3,6 @@ module: what they name exists and what they say matches the code."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import typing
@@ -13,46 +12,9 @@ import attrs
 
 from circus import config as configuration
 from circus import supervisor
-from circus.nix.cli import legacy
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-
-# Evaluates the module with just enough of nixpkgs' `lib` and `pkgs` to force every
-# value it defines; an unknown function or a typo fails here.
-MODULE_STUB = """
-{ module }:
-let
-  lib = {
-    mkEnableOption = d: { _type = "option"; description = d; };
-    mkOption = a: a // { _type = "option"; };
-    mkIf = c: v: { _type = "if"; condition = c; content = v; };
-    mkDefault = v: { _type = "override"; priority = 1000; content = v; };
-    types = { package = "package"; bool = "bool"; listOf = t: { listOf = t; };
-              enum = xs: { enum = xs; }; };
-    optional = c: x: if c then [ x ] else [ ];
-    concatStringsSep = builtins.concatStringsSep;
-  };
-  pkgs = {
-    formats.toml = _: { type = "toml";
-                        generate = n: v: builtins.toFile n (builtins.toJSON v); };
-    git = "/nix/store/git"; openssh = "/nix/store/openssh";
-  };
-  cfg = { enable = true; package = "/nix/store/circus"; roles = [ "server" "runner" ];
-          settings = { }; database.createLocally = true; };
-  m = import module {
-    inherit lib pkgs;
-    config = { services.circus = cfg; nix.package = "/nix/store/nix"; };
-  };
-  svc = m.config.content.systemd.services.circus;
-in builtins.deepSeq m {
-  options = builtins.attrNames m.options.services.circus;
-  exec = svc.serviceConfig.ExecStart;
-  inherit (svc) environment;
-  postgres = m.config.content.services.postgresql.content.ensureDatabases;
-}
-"""
-
 
 def _ci_command() -> str:
     lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
@@ -136,22 +98,6 @@ def test_example_config_loads_and_names_every_key() -> None:
     assert plain - expected == set()
 
 
-def test_containerfile_copies_existing_files_and_points_at_them() -> None:
-    text = (ROOT / "etc" / "Containerfile").read_text()
-    copies = re.findall(r"^COPY\s+(.+)$", text, flags=re.M)
-    assert copies
-    destinations = []
-    for copy in copies:
-        *sources, dest = copy.split()
-        destinations.append(dest)
-        for source in sources:
-            assert (ROOT / source).exists(), source
-    data_dir = re.search(r"CIRCUS_DATA_DIR=(\S+)", text)[1]
-    assert f"{data_dir}/sql" in destinations and f"{data_dir}/web" in destinations
-    assert 'ENTRYPOINT ["circus", "run"]' in text
-    assert text.startswith("#") and "FROM python:3.11-slim" in text
-
-
 def test_systemd_units_run_valid_roles() -> None:
     single = (ROOT / "etc" / "systemd" / "circus.service").read_text()
     roles = re.search(r"^ExecStart=\S+ run --roles=(\S+)$", single, flags=re.M)[1]
@@ -160,29 +106,5 @@ def test_systemd_units_run_valid_roles() -> None:
     assert re.search(r"^ExecStart=\S+ run --roles=%i$", split, flags=re.M)
     for unit in (single, split):
         assert "Environment=CIRCUS_CONFIG_FILE=" in unit
-        assert "Environment=CIRCUS_DATA_DIR=" in unit
+        assert "CIRCUS_DATA_DIR" not in unit  # the package holds its own data
         assert "[Install]" in unit
-
-
-def test_nixos_module_parses() -> None:
-    result = subprocess.run(legacy("nix-instantiate", "--parse", str(ROOT / "nixos" /
-                                                                     "module.nix")),
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_nixos_module_evaluates_against_a_stub_lib(tmp_path: Path) -> None:
-    stub = tmp_path / "stub.nix"
-    stub.write_text(MODULE_STUB)
-    result = subprocess.run(
-        legacy("nix-instantiate", "--eval", "--strict", "--json", str(stub),
-               "--arg", "module", str(ROOT / "nixos" / "module.nix")),
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    module = json.loads(result.stdout)
-    assert module["options"] == ["database", "enable", "package", "roles", "settings"]
-    assert module["exec"] == "/nix/store/circus/bin/circus run --roles=server,runner"
-    assert module["environment"]["CIRCUS_DATA_DIR"] == "/nix/store/circus/share/circus"
-    assert module["environment"]["CIRCUS_CONFIG_FILE"].endswith("-circus.toml")
-    assert module["postgres"] == ["circus"]
