@@ -37,7 +37,8 @@ from circus.publish import Publisher
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-NIX_CONFIG = "experimental-features = nix-command\nsubstituters =\nsandbox = false\n"
+NIX_CONFIG = ("experimental-features = nix-command\nsubstituters =\nsandbox = false\n"
+              "build-users-group =\n")  # single-user Nix: no nixbld group needed
 
 EXPR = """
 builtins.derivation {{
