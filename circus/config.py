@@ -144,6 +144,9 @@ class GcConfig:
 class LogsConfig:
     log_dir: str = "/var/lib/circus/logs"
     compress: bool = False
+    # Bytes of log one build may write (Hydra's max_log_size, 64 MiB); past it the build
+    # is stopped with status 10 and nothing more is stored. 0: unlimited.
+    max_size: int = attrs.field(default=64 << 20, validator=_non_negative)
 
 
 Compression = Literal["none", "zstd", "xz", "bzip2", "br"]
