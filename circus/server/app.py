@@ -10,7 +10,7 @@ from aiohttp import web
 from circus.context import Context
 from circus.server import dashboard, logs, safety
 from circus.server.keys import ANCHORS, CLOSING, CONTEXT, STREAMS
-from circus.server.middleware import access_log, errors
+from circus.server.middleware import access_log, bodies, errors
 from circus.server.offsets import OffsetAnchors
 from circus.server.routes import setup_routes
 
@@ -23,7 +23,7 @@ async def _streams(app: web.Application) -> AsyncIterator[None]:
 
 async def init_app(ctx: Context) -> web.Application:
     app = web.Application(
-        middlewares=[access_log, *safety.middlewares(ctx.config.server), errors],
+        middlewares=[access_log, *safety.middlewares(ctx.config.server), errors, bodies],
         client_max_size=ctx.config.server.max_body_size,
     )
     app[CONTEXT] = ctx

@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from circus.server import responses
+from circus.server import params, responses
 from circus.server.errors import ApiError
 
 log = structlog.get_logger(__name__)
@@ -40,6 +40,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except _UNAVAILABLE as exc:
         log.warning("database unavailable", path=request.path, error=str(exc))
         return responses.error(503, "database unavailable")
+
+
+@web.middleware
+async def bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every body is checked here, once, before any view: a malformed content type,
+    charset, encoding or multipart body is a 400 on every route, never a 500 from
+    whichever parser a view happens to call."""
+    if request.body_exists:
+        try:
+            await params.check_body(request)
+        except ApiError as exc:
+            response = responses.error(exc.status, exc.message)
+            # Part of the body may be unread or undecodable: the connection cannot carry
+            # another request, and the client must be told so rather than find it closed.
+            response.force_close()
+            return response
+    return await handler(request)
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:

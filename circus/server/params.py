@@ -3,12 +3,17 @@ refusing bad values with a 400 that names the field."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any
 
 import attrs
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
+from aiohttp.helpers import parse_mimetype
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from circus.server.errors import ApiError, bad_field, not_found
 
@@ -81,6 +86,79 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, f"body: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+# RFC 9110 media-type: type "/" subtype *( OWS ";" OWS [ name "=" value ] ).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM_VALUE = rf'(?:{_TOKEN}|"(?:[^"\\]|\\.)*")'
+_MEDIA_TYPE = re.compile(
+    rf"^[ \t]*{_TOKEN}/{_TOKEN}[ \t]*(?:;[ \t]*(?:{_TOKEN}={_PARAM_VALUE})?[ \t]*)*$")
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+# What aiohttp can decode; anything else would reach a view as undecoded bytes.
+ENCODINGS = ("identity", "gzip", "x-gzip", "deflate", *(("br",) if HAS_BROTLI else ()),
+             *(("zstd",) if HAS_ZSTD else ()))
+
+
+async def check_body(request: web.Request) -> None:
+    """Refuse a body no view could read, with a 400 naming what is wrong. Called for every
+    request by `middleware.bodies`, so no route meets a malformed body (and a view's own
+    `request.post()`/`read()` only ever sees one that parses: both are cached)."""
+    _check_content_type(request)
+    _check_content_encoding(request)
+    try:
+        if request.content_type == MULTIPART:
+            await request.post()
+            return
+        raw = await request.read()
+        charset = request.charset or ("utf-8" if request.content_type == FORM else None)
+        if charset is not None:
+            _decode(raw, charset)
+    except (RequestPayloadError, ContentEncodingError) as exc:
+        coding = request.headers.get(hdrs.CONTENT_ENCODING, "")
+        raise bad_field("Content-Encoding", f"cannot decode the body as {coding!r}: "
+                                            f"{_reason(exc)}") from None
+    except (ValueError, LookupError) as exc:  # aiohttp's multipart reader
+        raise ApiError(400, f"body: malformed {MULTIPART}: {exc}") from None
+
+
+def _check_content_type(request: web.Request) -> None:
+    raw = request.headers.get(hdrs.CONTENT_TYPE)
+    if raw is None:
+        return
+    if not _MEDIA_TYPE.match(raw):
+        raise bad_field("Content-Type", f"malformed header {raw!r} (expected type/subtype "
+                                        "with optional ; name=value parameters)")
+    if request.charset is not None:
+        try:
+            codecs.lookup(request.charset)
+        except LookupError:
+            raise bad_field("Content-Type", f"unknown charset {request.charset!r}") from None
+    if request.content_type == MULTIPART and not parse_mimetype(raw).parameters.get("boundary"):
+        raise bad_field("Content-Type", f"{MULTIPART} needs a boundary parameter")
+
+
+def _check_content_encoding(request: web.Request) -> None:
+    raw = request.headers.get(hdrs.CONTENT_ENCODING)
+    if raw is None:
+        return
+    for coding in (c.strip().lower() for c in raw.split(",")):
+        if coding not in ENCODINGS:
+            raise bad_field("Content-Encoding", f"{coding!r} is not supported (use one of "
+                                                f"{', '.join(ENCODINGS)})")
+
+
+def _decode(raw: bytes, charset: str) -> None:
+    try:
+        raw.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"body: not valid {charset} (the charset of its Content-Type): "
+                            f"{exc.reason} at byte {exc.start}") from None
+
+
+def _reason(exc: Exception) -> str:
+    """aiohttp's messages start with `400, message:` and span lines."""
+    return " ".join(str(getattr(exc, "message", "") or exc).split())
 
 
 def text(body: dict[str, Any], field: str, default: Any = REQUIRED,
