@@ -11,6 +11,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +20,10 @@ import cattrs
 import tomli_w
 
 ENV_PREFIX = "CIRCUS_"
+# Keys whose values are secrets (see `redacted`); with any key ending in _token, _secret,
+# _password or webhook_url.
 SECRET_KEYS = {"client_secret", "github_token", "gitea_token", "gitlab_token", "api_key", "key",
-               "password"}
+               "password", "secret", "token", "ssh_key", "private_key", "secret_key"}
 
 
 class ConfigError(Exception):
@@ -545,21 +548,58 @@ def _saved_declarative(state_dir: str | None) -> dict[str, Any]:
     return _read_toml(path).get("declarative", {})
 
 
-def _redact(node: Any) -> Any:
+# What `config show`, the admin API and every page print in place of a secret: only
+# whether one is set, never a piece of it.
+SET = "(set)"
+# Keys whose values are secrets wherever they appear (a `_file` key holds a path, not one).
+_SECRET_SUFFIXES = ("_token", "_secret", "_password", "webhook_url")
+
+
+def is_secret_key(key: str) -> bool:
+    key = key.lower()
+    return key in SECRET_KEYS or key.endswith(_SECRET_SUFFIXES)
+
+
+def redact_url(url: str) -> str:
+    """`postgresql://circus:pw@db/circus` → `postgresql://***@db/circus`; secret query
+    parameters (`?password=`, `?token=`) masked too. Anything else is left as it is."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return SET  # unparsable: it may hold anything, show nothing of it
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(_redact_query_item(item) for item in parts.query.split("&")) \
+        if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_query_item(item: str) -> str:
+    name, eq, _value = item.partition("=")
+    return f"{name}=***" if eq and is_secret_key(name) else item
+
+
+def _redact_text(value: str) -> str:
+    return redact_url(value) if "://" in value else value
+
+
+def redacted(node: Any) -> Any:
+    """The one redaction of settings for display: a secret key's value becomes `(set)`
+    (an unset one is left out), a URL's userinfo and secret query parameters `***`."""
     if isinstance(node, dict):
-        return {
-            k: ("<redacted>" if k in SECRET_KEYS and v not in (None, "") else _redact(v))
-            for k, v in node.items()
-            if v is not None
-        }
+        return {k: (SET if is_secret_key(str(k)) and v != "" else redacted(v))
+                for k, v in node.items() if v is not None}
     if isinstance(node, list):
-        return [_redact(v) for v in node]
+        return [redacted(v) for v in node]
+    if isinstance(node, str):
+        return _redact_text(node)
     return node
 
 
 def to_toml(config: Config, redact: bool = True) -> str:
     data = converter.unstructure(config)
-    data = _redact(data) if redact else _drop_none(data)
+    data = redacted(data) if redact else _drop_none(data)
     return tomli_w.dumps(data)
 
 

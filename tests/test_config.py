@@ -86,9 +86,9 @@ def test_config_show_redacts_secrets(tmp_path: Path) -> None:
 
     shown = tomllib.loads(result.stdout)
     assert shown["server"]["port"] == 3000
-    assert shown["notifications"]["github_token"] == "<redacted>"
-    assert shown["oauth"]["github"]["client_secret"] == "<redacted>"
-    assert shown["declarative"]["api_keys"][0]["key"] == "<redacted>"
+    assert shown["notifications"]["github_token"] == "(set)"
+    assert shown["oauth"]["github"]["client_secret"] == "(set)"
+    assert shown["declarative"]["api_keys"][0]["key"] == "(set)"
     assert "ghp_secret" not in result.stdout and "circus_raw" not in result.stdout
 
 

@@ -66,7 +66,7 @@ def _read_declarative(path: Path) -> tuple[str | None, dict[str, Any] | None]:
         return text, None
 
 
-@doc("The effective configuration (secrets redacted) and the declarative file",
+@doc("The effective configuration and the declarative file, secrets shown as (set)",
      response=CONFIG, permission=auth.ADMIN, tags=("admin",))
 @auth.requires(auth.ADMIN)
 async def get_config(request: web.Request) -> web.Response:
@@ -74,8 +74,13 @@ async def get_config(request: web.Request) -> web.Response:
     path = declarative_path(config)
     text, table = _read_declarative(path)
     effective = tomllib.loads(configuration.to_toml(config, redact=True))
+    # The file holds passwords and keys: shown redacted like the rest, never as written.
+    shown = None if table is None else configuration.redacted(table)
+    shown_text = None if shown is None else tomli_w.dumps({"declarative": shown})
+    if text is not None and table is None:
+        log.warning("declarative file is not valid TOML; not shown", path=str(path))
     return responses.ok({"effective": effective, "declarative_path": str(path),
-                         "declarative": table, "declarative_toml": text})
+                         "declarative": shown, "declarative_toml": shown_text})
 
 
 def _declared_table(body: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +102,24 @@ def _declared_table(body: dict[str, Any]) -> dict[str, Any]:
         table = body["declarative"]
     if not isinstance(table, dict):
         raise bad_field("declarative", "expected an object")
+    marker = _redaction_marker(table, "declarative")
+    if marker:
+        # A GET shows secrets as (set); saving that back would replace them with it.
+        raise bad_field(marker, f"{configuration.SET!r} is how secrets are shown, not a "
+                                "secret: give the value, or its *_file")
     return table
+
+
+def _redaction_marker(node: Any, where: str) -> str | None:
+    """The first key whose value is the redaction marker, as `declarative.users[0].password`."""
+    if isinstance(node, dict):
+        items = [(f"{where}.{k}", v) for k, v in node.items()]
+    elif isinstance(node, list):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(node)]
+    else:
+        return where if node == configuration.SET else None
+    return next((found for key, value in items
+                 if (found := _redaction_marker(value, key))), None)
 
 
 def _validate(config: configuration.Config, table: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from circus.config import SET, redact_url
 from circus.db.queries import Q
 from circus.server import params, svg
 from circus.server.dashboard_lists import STATUS_CHOICES, BuildFilter, build_page, filter_from
@@ -86,20 +87,25 @@ async def project(request: web.Request) -> web.StreamResponse:
 async def notifications(request: web.Request) -> web.StreamResponse:
     row = await project_row(request, request.match_info["id"])
     config = request.app[CONTEXT].config.notifications
-    # Which notifiers are switched on, never their secrets.
+    # Which notifiers are switched on, never their secrets: the page is public, and a
+    # webhook URL is a credential (whoever has it can post). Servers' URLs are shown with
+    # any userinfo masked by the one redaction of circus.config.
     notifiers = [
-        ("Generic webhook", bool(config.webhook_url), config.webhook_url or ""),
-        ("GitHub commit status", bool(config.github_token), "token set" if
-         config.github_token else ""),
+        ("Generic webhook", bool(config.webhook_url), _set(config.webhook_url)),
+        ("GitHub commit status", bool(config.github_token), _set(config.github_token)),
         ("Gitea / Forgejo commit status", bool(config.gitea_url and config.gitea_token),
-         config.gitea_url or ""),
+         redact_url(config.gitea_url or "")),
         ("GitLab commit status", bool(config.gitlab_url and config.gitlab_token),
-         config.gitlab_url or ""),
-        ("Email", bool(getattr(config.email, "enabled", False)), ""),
-        ("Slack", bool(getattr(config.slack, "webhook_url", None)), ""),
+         redact_url(config.gitlab_url or "")),
+        ("Email", bool(config.email.smtp_host and config.email.to_addresses), ""),
+        ("Slack", bool(config.slack.webhook_url), _set(config.slack.webhook_url)),
     ]
     return await render(request, "notifications.html", {
         "project": row, "notifiers": notifiers, "config": config})
+
+
+def _set(secret: str | None) -> str:
+    return SET if secret else ""
 
 
 async def _jobset_row(request: web.Request) -> Any:
