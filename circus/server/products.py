@@ -1,20 +1,24 @@
 """/api/v1/builds/{id}/products and .../products/{nr}/download.
 
-A download never reads outside the product: the product itself must lie inside one of
-the build's outputs (a build declares its products in a file it wrote, so it could name
-any path), a `path` inside a directory product may not be absolute or contain `..`
-(400), and the file it names, with every symlink resolved, must still be inside the
-product (404 otherwise)."""
+A download never reads outside the product, by the rule of circus/nix/products.py that the
+runner's scan follows too: the product must lie inside one of the build's outputs, whose
+root is the output's store path itself (an output that is a symlink offers nothing), and
+every symlink on the way is followed only while it stays inside. A `path` inside a
+directory product may not be absolute or contain `..` (400); a file it names that leaves
+the product, or is not a regular file, is 404 (and logged).
+
+This is the only product download: the dashboard links here, Hydra's API has none.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 
 import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
+from circus.nix.products import Escape, is_regular, locate, resolve_inside
 from circus.server import params, responses
 from circus.server.errors import bad_field, not_found
 from circus.server.keys import CONTEXT
@@ -39,10 +43,6 @@ async def list_products(request: web.Request) -> web.Response:
                                        page.limit, page.offset))
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
-
-
 def _relative(raw: str) -> PurePosixPath:
     if "\x00" in raw:
         raise bad_field("path", "must not contain NUL characters")
@@ -54,31 +54,34 @@ def _relative(raw: str) -> PurePosixPath:
     return rel
 
 
+def _target(product: Path, default_path: str, requested: str | None) -> Path | None:
+    """The file to send inside a located product; raises Escape when it would leave it."""
+    if not product.is_dir():
+        if requested:
+            raise bad_field("path", "the product is a single file")
+        return product
+    if requested:
+        return resolve_inside(product, _relative(requested))
+    if not default_path:
+        raise bad_field("path", "is required for a directory product")
+    return resolve_inside(product, default_path)
+
+
 def resolve_download(product_path: str, outputs: list[str], default_path: str,
                      requested: str | None) -> Path:
     """The real file to send, or an ApiError; see the module docstring."""
-    roots = [Path(os.path.realpath(o)) for o in outputs]
-    product = Path(os.path.realpath(product_path))
-    if not any(_inside(product, root) for root in roots):
-        log.warning("product outside the build's outputs refused", path=product_path)
-        raise not_found("product file")
-    if not product.exists():
-        raise not_found("product file (garbage collected?)")
-    rel = requested if requested not in (None, "") else (default_path or None)
-    if product.is_dir():
-        if rel is None:
-            raise bad_field("path", "is required for a directory product")
-        target = Path(os.path.realpath(product / _relative(rel)))
-        if not _inside(target, product):
-            log.warning("download outside the product refused", product=str(product),
-                        path=rel)
-            raise not_found(f"{rel!r} in the product")
-    else:
-        if requested not in (None, ""):
-            raise bad_field("path", "the product is a single file")
-        target = product
-    if not target.is_file():
-        raise not_found(f"{rel!r} in the product (not a file)")
+    try:
+        product = locate(product_path, outputs)
+        if product is None:
+            raise not_found("product file (garbage collected?)")
+        target = _target(product, default_path, requested)
+    except Escape as exc:
+        log.warning("product download refused", product=product_path, path=requested,
+                    reason=str(exc))
+        raise not_found("the file in the product (it leaves the build's outputs)") from None
+    if target is None or not is_regular(target):
+        raise not_found(f"{requested or default_path or 'the file'!r} in the product "
+                        "(missing or not a file)")
     return target
 
 
