@@ -93,6 +93,10 @@ class ServerConfig:
     rate_limit_rps: int | None = attrs.field(default=None, validator=_positive)
     rate_limit_burst: int | None = attrs.field(default=None, validator=_positive)
     allowed_url_schemes: list[str] = attrs.Factory(list)
+    # Not in the seed's table: URLs the server publishes (a channel's binary-cache-url)
+    # may be built from the request's Host header; off by default, since any client
+    # chooses that header (issue 10). Behind a proxy, set cache.cache_url instead.
+    trust_host_header: bool = False
     ldap: LdapConfig = attrs.Factory(LdapConfig)
 
 

@@ -72,7 +72,8 @@ async def test_channel_follows_only_green_evaluations(make_config, database_url,
             async with s.get("/channel/stable/git-revision") as r:
                 assert (r.status, await r.text()) == (200, "b" * 40)
             async with s.get("/channel/stable/binary-cache-url") as r:
-                assert await r.text() == f"{server.url}/nix-cache"
+                # Not from the Host header (issue 10): the configured listening address.
+                assert await r.text() == f"http://127.0.0.1:{config.server.port}/nix-cache"
             async with s.get("/channel/stable/store-paths.xz") as r:
                 paths = lzma.decompress(await r.read()).decode().split()
             assert sorted(paths) == sorted(built.outputs.values())

@@ -15,6 +15,7 @@ import asyncpg
 from aiohttp import web
 
 from circus import channels as promotion
+from circus.config import Config
 from circus.db.queries import Q
 from circus.server import auth, params, responses
 from circus.server.cache_nixexprs import Job, nixexprs_tarball, store_paths_xz
@@ -234,8 +235,28 @@ async def git_revision(request: web.Request) -> web.Response:
 async def binary_cache_url(request: web.Request) -> web.Response:
     channel = await _by_name(request)
     await _current(request.app[CONTEXT].pool, channel)
-    configured = request.app[CONTEXT].config.cache.cache_url
-    return web.Response(text=configured or f"{request.scheme}://{request.host}/nix-cache")
+    return web.Response(text=public_cache_url(request.app[CONTEXT].config, request))
+
+
+# Addresses that mean "every interface": no URL a client could use.
+_WILDCARDS = frozenset(("", "0.0.0.0", "::", "[::]"))
+
+
+def public_cache_url(config: Config, request: web.Request) -> str:
+    """The binary cache's URL as published to clients. Never from the Host header unless
+    `server.trust_host_header`: any client picks that header, and a cache in front of us
+    would hand its answer to everyone. Failing both, the address the server listens on."""
+    if config.cache.cache_url:
+        return config.cache.cache_url
+    if config.server.trust_host_header:
+        return f"{request.scheme}://{request.host}/nix-cache"
+    host = config.server.host
+    if host in _WILDCARDS:
+        raise not_found("binary-cache-url: set cache.cache_url (the server listens on "
+                        f"{host or 'every interface'!r}, which is no address to publish)")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    return f"http://{host}:{config.server.port}/nix-cache"
 
 
 @doc("The output paths of the channel's successful jobs, one a line, xz-compressed",
