@@ -4,14 +4,16 @@ Nix for real work, a no-op one for measuring the queue itself (bench/queue_throu
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import contextlib
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 import attrs
 import structlog
 
 from circus.config import QueueRunnerConfig
 from circus.nix import products
-from circus.nix.build import LineSink, build_argv, run_build, stored_log
+from circus.nix.build import LOG_LIMIT, LineSink, NixResult, build_argv, run_build, stored_log
 from circus.nix.gcroots import GcRootError, GcRoots
 from circus.publish import Publisher
 from circus.runner.outcome import ClaimedBuild, Outcome
@@ -42,23 +44,24 @@ class NixBuilder:
     config: QueueRunnerConfig
     gcroots: GcRoots | None = None
     publisher: Publisher | None = None
+    # logs.max_size: bytes of log a build may write; 0: unlimited.
+    max_log_size: int = 0
 
     async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
         timeout = build.timeout or self.config.build_timeout
-        argv = build_argv(build.drv_path, timeout, build.max_silent)
-        lines = 0
-
-        def counted(line: str) -> None:
-            nonlocal lines
-            lines += 1
-            on_line(line)
-
+        # Nix enforces the limit itself where it may (a local store, a trusted user: a
+        # daemon ignores the option from others), so the log is also counted here.
+        argv = build_argv(build.drv_path, timeout, build.max_silent,
+                          self.max_log_size or None)
+        counter = _LogCounter(on_line, self.max_log_size)
         try:
             async with asyncio.timeout(timeout + WALL_CLOCK_SLACK):
-                result = await run_build(argv, counted)
+                result = await _until_over(run_build(argv, counter.line), counter)
         except TimeoutError:
             return Outcome(TIMED_OUT, f"nix did not finish within {timeout} s")
-        if result.status == SUCCESS and lines == 0:
+        if result is None or result.status == LOG_LIMIT or counter.over.is_set():
+            return self._over_limit(build, on_line)
+        if result.status == SUCCESS and counter.lines == 0:
             await _replay_stored_log(build.drv_path, on_line)
         outcome = Outcome(result.status, result.error, result.outputs, result.steps,
                           infrastructure=result.infrastructure)
@@ -69,6 +72,14 @@ class NixBuilder:
                 await self.publisher.settle(build.id, outcome)  # cache, sign, upload
         return outcome
 
+    def _over_limit(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
+        message = (f"circus: log limit of {self.max_log_size} bytes exceeded; "
+                   "the build was stopped")
+        on_line(message)  # stored if it still fits; else the log sink's marker says it
+        log.warning("build stopped: log limit exceeded", build_id=build.id,
+                    max_log_size=self.max_log_size)
+        return Outcome(LOG_LIMIT, message)
+
     async def _add_roots(self, build: ClaimedBuild, outputs: dict[str, str]) -> None:
         if self.gcroots is None:
             return
@@ -78,6 +89,41 @@ class NixBuilder:
             except GcRootError as exc:
                 log.error("could not add a gc root", build_id=build.id, path=path,
                           error=str(exc))
+
+
+@attrs.define(eq=False)
+class _LogCounter:
+    """Passes lines on and counts their bytes; `over` is set once past the limit."""
+
+    on_line: LineSink
+    limit: int
+    lines: int = 0
+    size: int = 0
+    over: asyncio.Event = attrs.Factory(asyncio.Event)
+
+    def line(self, text: str) -> None:
+        self.lines += 1
+        self.size += len(text.encode()) + 1
+        if self.limit and self.size > self.limit:
+            self.over.set()
+        self.on_line(text)
+
+
+async def _until_over(building: Coroutine[Any, Any, NixResult],
+                      counter: _LogCounter) -> NixResult | None:
+    """The build's result, or None when its log went past the limit first (the build is
+    then cancelled, which stops Nix and its builder)."""
+    task = asyncio.ensure_future(building)
+    over = asyncio.ensure_future(counter.over.wait())
+    try:
+        await asyncio.wait({task, over}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        over.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
 
 
 async def _replay_stored_log(drv_path: str, on_line: LineSink) -> None:

@@ -44,7 +44,8 @@ async def run(ctx: Context) -> None:
         gcroots = GcRoots.choose(ctx.config.gc.gc_roots_dir, ctx.config.state_dir)
     publisher = Publisher.from_config(ctx.config, ctx.pool)
     async with gc.periodic(ctx, gcroots):  # the runner holds the roots: see circus/gc.py
-        await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots, publisher))
+        await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots, publisher,
+                                    max_log_size=ctx.config.logs.max_size))
 
 
 async def serve(ctx: Context, builder: Builder) -> None:

@@ -36,7 +36,8 @@ async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
                                     jobset=f"{build.project}:{build.jobset}")
     blog.info("build claimed", drv=build.drv_path, system=build.system, attempt=build.attempts)
     started = time.monotonic()
-    sink = LogSink(pool, build.id)
+    # The builder that knows logs.max_size also bounds what is stored (the no-op one: 0).
+    sink = LogSink(pool, build.id, max_size=getattr(builder, "max_log_size", 0))
     try:
         outcome = await builder.build(build, sink.add)
     except asyncio.CancelledError:
