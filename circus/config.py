@@ -93,6 +93,16 @@ class ServerConfig:
     rate_limit_rps: int | None = attrs.field(default=None, validator=_positive)
     rate_limit_burst: int | None = attrs.field(default=None, validator=_positive)
     allowed_url_schemes: list[str] = attrs.Factory(list)
+    # Not in the seed's table: failed password logins of one account before each further
+    # attempt waits, the wait doubling from 1 s (checked before hashing; issue 10).
+    login_free_failures: int = attrs.field(default=5, validator=_positive)
+    # Not in the seed's table: the longest such wait in seconds; an account's failures
+    # older than this are forgotten, so an attacker cannot lock a user out for good.
+    login_backoff_max: int = attrs.field(default=900, validator=_positive)
+    # Not in the seed's table: password attempts per client address, a token bucket of
+    # this many that refills at login_attempts_per_minute (each attempt costs an argon2).
+    login_attempts_burst: int = attrs.field(default=20, validator=_positive)
+    login_attempts_per_minute: int = attrs.field(default=20, validator=_positive)
     # Not in the seed's table: URLs the server publishes (a channel's binary-cache-url)
     # may be built from the request's Host header; off by default, since any client
     # chooses that header (issue 10). Behind a proxy, set cache.cache_url instead.

@@ -120,8 +120,10 @@ async def test_cookie_writes_need_the_csrf_token(client: TestClient) -> None:
 
 async def test_csrf_token_as_a_form_field(client: TestClient) -> None:
     await make_user(client)
+    # A form login comes from this server's own page (login CSRF: tests/test_security_login).
     resp = await client.post("/api/v1/auth/login",
-                             data={"username": "dev", "password": PASSWORD})
+                             data={"username": "dev", "password": PASSWORD},
+                             headers={"Origin": str(client.make_url("")).rstrip("/")})
     assert resp.status == 200
     token = (await resp.json())["csrf_token"]
     resp = await client.post("/api/v1/auth/logout", data={"csrf_token": "nope"})

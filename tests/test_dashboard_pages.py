@@ -27,10 +27,15 @@ pytest_plugins = ("tests.test_api_support",)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def same_origin(client: TestClient) -> dict[str, str]:
+    """What a browser sends with a form posted from this server's page (login CSRF)."""
+    return {"Origin": str(client.make_url("")).rstrip("/")}
+
+
 async def login(client: TestClient, key: str) -> str:
     """Log this client in with an API key through the login form; its CSRF token."""
     resp = await client.post("/dashboard/login", data={"api_key": key, "next": "/"},
-                             allow_redirects=False)
+                             allow_redirects=False, headers=same_origin(client))
     assert resp.status == 302, await resp.text()
     page = await (await client.get("/")).text()
     found = CSRF.search(page)
@@ -188,11 +193,12 @@ async def test_login_with_a_password_and_logout(client: TestClient, pool: asyncp
     await pool.execute("INSERT INTO users (username, password_hash, role) VALUES"
                        " ('alice', $1, 'admin')", passwords.hash_password("correct horse 1"))
     resp = await client.post("/dashboard/login", data={"username": "alice",
-                                                       "password": "wrong"})
+                                                       "password": "wrong"},
+                             headers=same_origin(client))
     assert resp.status == 401 and "invalid username or password" in await resp.text()
     resp = await client.post("/dashboard/login", data={
         "username": "alice", "password": "correct horse 1", "next": "https://evil.example/"},
-        allow_redirects=False)
+        allow_redirects=False, headers=same_origin(client))
     assert resp.status == 302 and resp.headers["Location"] == "/"
     body = await (await client.get("/users")).text()
     assert "alice" in body

@@ -137,7 +137,9 @@ async def test_ldap_login_creates_a_read_only_user(ldap_client: TestClient,
     # The second login finds the same user, whose role an admin may have raised.
     await ldap_client.put(f"/api/v1/users/{doc['id']}", headers=ADMIN, json={"role": "admin"})
     ldap_client.session.cookie_jar.clear()
-    resp = await ldap_client.post("/auth/ldap", data={"username": "ada", "password": USER_PW})
+    # A form login comes from this server's own page (login CSRF: tests/test_security_login).
+    resp = await ldap_client.post("/auth/ldap", data={"username": "ada", "password": USER_PW},
+                                  headers={"Origin": str(ldap_client.make_url("")).rstrip("/")})
     assert resp.status == 200
     again = await resp.json()
     assert (again["id"], again["role"]) == (doc["id"], "admin")

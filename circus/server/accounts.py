@@ -10,13 +10,11 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus import passwords
-from circus.apikeys import hash_key
 from circus.db.queries import Q
 from circus.server import auth, params, responses, sessions
-from circus.server.errors import ApiError
 from circus.server.keys import CONTEXT
 from circus.server.openapi import BOOL, INT, STR, TIME, arr, doc, nullable, obj
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +40,31 @@ async def body(request: web.Request) -> dict[str, Any]:
         form = await request.post()
         return {k: v for k, v in form.items() if isinstance(v, str)}
     return await params.json_body(request)
+
+
+def client(request: web.Request, data: dict[str, Any]) -> logins.Client:
+    """What the login rules need to know of the request (services/login.py)."""
+    token = data.get(sessions.LOGIN_FIELD)
+    return logins.Client(
+        # The peer address: X-Forwarded-For is the client's to write, so it is not trusted.
+        address=request.remote or "unknown", host=request.host,
+        origin=request.headers.get("Origin"), referer=request.headers.get("Referer"),
+        content_type=request.content_type,
+        cookie_token=request.cookies.get(sessions.LOGIN_COOKIE),
+        form_token=token if isinstance(token, str) else None,
+        trusted_origins=tuple(request.app[CONTEXT].config.server.allowed_origins))
+
+
+def limits(request: web.Request) -> logins.Limits:
+    return logins.Limits.of(request.app[CONTEXT].config.server)
+
+
+def refusal(exc: logins.Refused) -> web.Response:
+    """A refused login as the API answers it: the status, the message, Retry-After."""
+    response = responses.error(exc.status, exc.message)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def user_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -89,27 +112,23 @@ async def logged_in(request: web.Request, *, user_id: int | None = None,
      tags=("accounts",),
      description="The answer's csrf_token must be sent as X-CSRF-Token with every write "
                  "made with the cookie. A form body (application/x-www-form-urlencoded) "
-                 "is accepted too.")
+                 "is accepted from this server's own pages only (same-origin Origin, or "
+                 "the login page's csrf_token). 429 with Retry-After after too many "
+                 "failed attempts for the account or from the address.")
 async def login(request: web.Request) -> web.StreamResponse:
     data = await body(request)
     pool = request.app[CONTEXT].pool
-    if "api_key" in data:
-        key = params.text(data, "api_key")
-        row = await pool.fetchrow(Q.api_key_use, hash_key(key))
-        if row is None:
-            raise ApiError(401, "unknown API key")
-        return await logged_in(request, api_key_id=row["id"])
-    username = params.text(data, "username")
-    password = params.text(data, "password")
-    row = await pool.fetchrow(Q.accounts_user_for_login, username)
-    # Verified even for an unknown user, so both take the same time.
-    good = await passwords.verify_async(row["password_hash"] if row else None, password)
-    if row is None or not good:
-        log.info("login refused", username=username)
-        raise ApiError(401, "invalid username or password")
-    if not row["enabled"]:
-        raise ApiError(403, f"user {username!r} is disabled")
-    return await logged_in(request, user_id=row["id"])
+    try:
+        if "api_key" in data:
+            key_id = await logins.key_login(pool, client(request, data),
+                                            params.text(data, "api_key"))
+            return await logged_in(request, api_key_id=key_id)
+        user_id = await logins.password_login(pool, limits(request), client(request, data),
+                                              params.text(data, "username"),
+                                              params.text(data, "password"))
+    except logins.Refused as exc:
+        return refusal(exc)
+    return await logged_in(request, user_id=user_id)
 
 
 @doc("Log out: ends the session and clears its cookie", response=obj(logged_out=BOOL),

@@ -15,8 +15,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus import passwords
-from circus.apikeys import hash_key
 from circus.db.queries import Q
 from circus.server import accounts, auth, build_actions, params, sessions, setup
 from circus.server.dashboard_view import html_errors, redirect, render
@@ -24,6 +22,7 @@ from circus.server.errors import bad_field, conflict, not_found
 from circus.server.jobsets import JobsetSpec
 from circus.server.keys import CONTEXT
 from circus.server.projects import ProjectSpec, check_repository_url
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
@@ -35,47 +34,53 @@ async def form_fields(request: web.Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str) and k != auth.CSRF_FIELD}
 
 
-def _safe_next(raw: str | None) -> str:
-    """Only a local path: a login form must not bounce the browser to another site."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw
-    return "/"
-
-
 def _github(request: web.Request) -> bool:
     return bool(getattr(request.app[CONTEXT].config.oauth.github, "client_id", None))
 
 
+async def _login_form(request: web.Request, status: int = 200, **context: Any
+                      ) -> web.Response:
+    """The login page, with the pre-session token its form posts back (login CSRF)."""
+    token = sessions.login_token(request)
+    context.setdefault("next", "/")
+    response = await render(request, "login.html", {
+        "error": None, "github": _github(request), "login_token": token, **context},
+                            status=status)
+    sessions.set_login_cookie(request, response, token)
+    return response
+
+
 @html_errors
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return await render(request, "login.html", {
-        "next": _safe_next(request.query.get("next")), "error": None,
-        "github": _github(request)})
+    return await _login_form(request, next=logins.safe_next(request.query.get("next")))
 
 
+@html_errors
 async def login(request: web.Request) -> web.StreamResponse:
-    data = await form_fields(request)
+    data = await accounts.body(request)
     pool = request.app[CONTEXT].pool
-    target = _safe_next(data.get("next"))
-    row = None
-    if data.get("api_key"):
-        key_row = await pool.fetchrow(Q.api_key_use, hash_key(data["api_key"]))
-        if key_row is not None:
-            return await accounts.logged_in(request, api_key_id=key_row["id"], redirect=target)
-        error = "unknown API key"
-    else:
-        username = data.get("username", "")
-        row = await pool.fetchrow(Q.accounts_user_for_login, username) if username else None
-        good = await passwords.verify_async(row["password_hash"] if row else None,
-                                            data.get("password", ""))
-        if row is not None and good and row["enabled"]:
-            return await accounts.logged_in(request, user_id=row["id"], redirect=target)
-        error = ("this account is disabled" if row is not None and good
-                 else "invalid username or password")
-    log.info("dashboard login refused", username=data.get("username"))
-    return await render(request, "login.html", {
-        "next": target, "error": error, "username": data.get("username", ""),
-        "github": _github(request)}, status=401)
+    target = logins.safe_next(data.get("next"))
+    client = accounts.client(request, data)
+    try:
+        if data.get("api_key"):
+            key_id = await logins.key_login(pool, client, data["api_key"])
+            return await accounts.logged_in(request, api_key_id=key_id, redirect=target)
+        user_id = await logins.password_login(pool, accounts.limits(request), client,
+                                              data.get("username", ""),
+                                              data.get("password", ""))
+    except logins.Refused as exc:
+        return await _login_refused(request, exc, data, target)
+    return await accounts.logged_in(request, user_id=user_id, redirect=target)
+
+
+async def _login_refused(request: web.Request, exc: logins.Refused, data: dict[str, str],
+                         target: str) -> web.Response:
+    error = "this account is disabled" if isinstance(exc, logins.Disabled) else exc.message
+    response = await _login_form(request, status=exc.status, next=target, error=error,
+                                 username=data.get("username", ""))
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @html_errors

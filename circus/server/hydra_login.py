@@ -12,13 +12,13 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus import passwords
 from circus.db.queries import Q
-from circus.server import auth, sessions
+from circus.server import accounts, auth, sessions
 from circus.server.errors import ApiError
 from circus.server.hydra_body import read, text
 from circus.server.hydra_dispatch import SIGN_IN, same_site, wants_json
 from circus.server.keys import CONTEXT
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
@@ -35,16 +35,19 @@ async def login(request: web.Request) -> web.StreamResponse:
     body = await read(request)
     username, password = text(body, "username"), text(body, "password")
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.accounts_user_for_login, username)
-    # Verified even for an unknown user, so both take the same time.
-    good = await passwords.verify_async(row["password_hash"] if row else None, password)
-    if row is None or not good or not row["enabled"]:
-        log.info("hydra login refused", username=username)
-        raise ApiError(403, "Bad username or password.")
-    opened = await sessions.start(request, user_id=row["id"])
+    try:
+        user_id = await logins.password_login(pool, accounts.limits(request),
+                                              accounts.client(request, body),
+                                              username, password)
+    except (logins.BadCredentials, logins.Disabled):
+        # Hydra's one answer for both, which tells nobody which accounts are disabled.
+        raise ApiError(403, "Bad username or password.") from None
+    except logins.Refused as exc:
+        return accounts.refusal(exc)
+    opened = await sessions.start(request, user_id=user_id)
     response: web.StreamResponse
     if wants_json(request) or request.content_type == "application/json":
-        user = await pool.fetchrow(Q.accounts_user_get, row["id"])
+        user = await pool.fetchrow(Q.accounts_user_get, user_id)
         response = web.json_response(_user(user))
     else:
         response = web.Response(status=302, headers={"Location": "/"})

@@ -26,6 +26,7 @@ from circus.server.errors import ApiError, not_found
 from circus.server.keys import CONTEXT
 from circus.server.openapi import STR, doc, obj
 from circus.server.users import USERNAME_RE
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,15 @@ def _bind(config: LdapConfig, username: str, password: str) -> dict[str, Any] | 
         conn.unbind()
 
 
+async def _directory(config: LdapConfig, username: str, password: str
+                     ) -> dict[str, Any] | None:
+    try:
+        return await asyncio.to_thread(_bind, config, username, password)
+    except (LDAPBindError, LDAPException, OSError) as exc:
+        log.warning("LDAP unreachable", url=config.url, error=str(exc))
+        raise ApiError(502, f"LDAP server {config.url} could not be reached: {exc}") from None
+
+
 @doc("LDAP login (bind as the user): sets the session cookie", tags=("accounts",),
      body=obj(username=STR, password=STR), response=accounts.ME,
      description="404 when [server.ldap] is not set. A form body is accepted too.")
@@ -74,15 +84,20 @@ async def login(request: web.Request) -> web.StreamResponse:
     # An empty password is an "unauthenticated bind" that many servers accept (RFC 4513).
     if not password:
         raise ApiError(401, "invalid username or password")
+    pool = request.app[CONTEXT].pool
+    limits = accounts.limits(request)
     try:
-        entry = await asyncio.to_thread(_bind, config, username, password)
-    except (LDAPBindError, LDAPException, OSError) as exc:
-        log.warning("LDAP unreachable", url=config.url, error=str(exc))
-        raise ApiError(502, f"LDAP server {config.url} could not be reached: {exc}") from None
+        # The same origin rule and throttles as a password login: the directory is
+        # someone's CPU too, and guessing through us must be as slow as guessing here.
+        await logins.begin(pool, limits, accounts.client(request, data), username)
+    except logins.Refused as exc:
+        return accounts.refusal(exc)
+    entry = await _directory(config, username, password)
     if entry is None:
         log.info("LDAP login refused", username=username)
+        await logins.failed(pool, limits)
         raise ApiError(401, "invalid username or password")
-    pool = request.app[CONTEXT].pool
+    await logins.succeeded(pool, username)
     user = await pool.fetchrow(Q.accounts_user_by_username, username)
     if user is None:
         user = await pool.fetchrow(Q.accounts_user_insert_external, username,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 import secrets
 
 import asyncpg
@@ -21,6 +22,11 @@ from circus.server.keys import CONTEXT
 COOKIE = "circus_session"
 # The seed: "Session cookies are valid for 24 hours".
 LIFETIME = 24 * 3600
+# The pre-session token of the login form (double-submit: this cookie and the form's
+# login_token field must be equal), for browsers that send neither Origin nor Referer.
+LOGIN_COOKIE = "circus_login"
+LOGIN_FIELD = "login_token"
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def _digest(token: str) -> str:
@@ -68,6 +74,19 @@ async def start(request: web.Request, *, user_id: int | None = None,
 def set_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
     response.set_cookie(COOKIE, token, max_age=LIFETIME, path="/", httponly=True,
                         samesite="Lax",
+                        secure=request.app[CONTEXT].config.server.force_secure_cookies)
+
+
+def login_token(request: web.Request) -> str:
+    """The browser's login-form token, or a new one (then `set_login_cookie` it)."""
+    known = request.cookies.get(LOGIN_COOKIE, "")
+    return known if _TOKEN_RE.match(known) else secrets.token_urlsafe(32)
+
+
+def set_login_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    # Strict: the form is posted from our own page, never from another site's.
+    response.set_cookie(LOGIN_COOKIE, token, max_age=LIFETIME, path="/", httponly=True,
+                        samesite="Strict",
                         secure=request.app[CONTEXT].config.server.force_secure_cookies)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
@@ -26,8 +25,10 @@ from circus.server.openapi import (
     obj,
     page_of,
 )
+from circus.services import login as logins
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,99}$")
+# The rule lives with the login operation (a name that cannot exist is never hashed).
+USERNAME_RE = logins.USERNAME_RE
 MAX_TEXT = 200
 
 _USER_FIELDS = dict(username=STR, email=nullable(STR), full_name=STR, password=STR,
@@ -137,8 +138,12 @@ async def update_user(request: web.Request) -> web.Response:
     enabled = params.boolean(body, "enabled", old["enabled"])
     password_hash = await _new_password(body, "password")
     try:
-        row = await pool.fetchrow(Q.accounts_user_update, user_id, email, full_name, role,
-                                  enabled, username, password_hash)
+        async with pool.acquire() as conn, conn.transaction():
+            # A new password, role or state ends the user's sessions (the trigger of
+            # migration 0008), but not the admin's own when they edit themselves.
+            await conn.execute(Q.accounts_keep_session, auth.principal(request).session_id)
+            row = await conn.fetchrow(Q.accounts_user_update, user_id, email, full_name,
+                                      role, enabled, username, password_hash)
     except asyncpg.UniqueViolationError:
         raise conflict(f"username: a user named {username!r} already exists") from None
     if row is None:
@@ -201,12 +206,19 @@ async def change_password(request: web.Request) -> web.Response:
     if stored is None:
         raise bad_field("current_password", "this account has no password: it logs in "
                                             "through GitHub or LDAP")
-    if not await passwords.verify_async(stored, current):
+    try:
+        good = await logins.check_password(pool, accounts.limits(request),
+                                           accounts.client(request, body), who.name,
+                                           stored, current)
+    except logins.Refused as exc:
+        return accounts.refusal(exc)
+    if not good:
         raise ApiError(403, "current_password: wrong password")
     async with pool.acquire() as conn, conn.transaction():
+        # Whoever else holds a session of this account loses it with the old password
+        # (the trigger of migration 0008); this one stays.
+        await conn.execute(Q.accounts_keep_session, who.session_id)
         await conn.execute(Q.accounts_user_set_password, who.user_id, new_hash)
-        # Whoever else holds a session of this account loses it with the old password.
-        await conn.execute(Q.accounts_sessions_drop_others, who.user_id, who.session_id)
     return responses.ok({"password_changed": True})
 
 
