@@ -330,3 +330,23 @@ async def test_success_forgets_the_accounts_failures(aiohttp_client: Any, contex
     resp = await client.post("/api/v1/auth/login",
                              json={"username": "alice", "password": "typo"})
     assert resp.status == 401
+
+
+async def test_a_stolen_session_cannot_guess_the_password(aiohttp_client: Any, context: Any,
+                                                          hashes: list[str]) -> None:
+    """Changing one's password checks the current one: the same throttle as a login."""
+    client = await _throttled(aiohttp_client, context, login_free_failures=3,
+                              login_backoff_max=60)
+    await make_user(client)
+    resp = await client.post("/api/v1/auth/login",
+                             json={"username": "alice", "password": PASSWORD})
+    csrf = {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+    hashes.clear()
+    statuses = []
+    for i in range(6):
+        resp = await client.post("/api/v1/me/password", headers=csrf, json={
+            "current_password": f"guess {i}", "new_password": "the attacker's own"})
+        statuses.append(resp.status)
+    assert statuses == [403, 403, 403, 429, 429, 429]
+    assert "too many failed logins" in (await resp.json())["error"]
+    assert len(hashes) == 3
