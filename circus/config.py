@@ -62,6 +62,10 @@ class DatabaseConfig:
     connect_timeout: int = attrs.field(default=30, validator=_positive)
     idle_timeout: int = attrs.field(default=600, validator=_positive)
     max_lifetime: int = attrs.field(default=1800, validator=_positive)
+    # Not in the seed's table: seconds one statement of a pooled connection may run before
+    # PostgreSQL cancels it (0: no limit), so no request can hold the database for long.
+    # Migrations and evaluation ingest lift it for their own transactions (issue 10).
+    statement_timeout: int = attrs.field(default=30, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
         if self.min_connections > self.max_connections:
@@ -93,6 +97,10 @@ class ServerConfig:
     rate_limit_rps: int | None = attrs.field(default=None, validator=_positive)
     rate_limit_burst: int | None = attrs.field(default=None, validator=_positive)
     allowed_url_schemes: list[str] = attrs.Factory(list)
+    # Not in the seed's table: long-lived streams (SSE, NARs) open at once on this server,
+    # and per client address; beyond them a stream is refused with 503 / 429 (issue 10).
+    max_streams: int = attrs.field(default=256, validator=_positive)
+    max_streams_per_client: int = attrs.field(default=8, validator=_positive)
     # Not in the seed's table: failed password logins of one account before each further
     # attempt waits, the wait doubling from 1 s (checked before hashing; issue 10).
     login_free_failures: int = attrs.field(default=5, validator=_positive)

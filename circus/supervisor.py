@@ -47,7 +47,8 @@ def parse_roles(text: str) -> list[str]:
 async def prepare_database(config: Config) -> str:
     """Find or start the database, apply migrations and the declarative config."""
     url = await asyncio.to_thread(database_url, config)
-    pool = await create_pool(url, config)
+    # No statement_timeout: a migration may take long, or wait for another node's.
+    pool = await create_pool(url, config, maintenance=True)
     try:
         async with pool.acquire() as conn:
             await migrations.up(conn)

@@ -36,7 +36,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     transaction, and the migration lock is released explicitly."""
 
 
-async def create_pool(url: str, config: Config) -> asyncpg.Pool:
+def server_settings(config: Config, maintenance: bool = False) -> dict[str, str]:
+    """Session settings of every pooled connection. `statement_timeout` bounds what one
+    request (or anonymous visitor) can make the database do; a maintenance pool
+    (migrations at start) has none, and so waits for another node's migration lock."""
+    seconds = 0 if maintenance else config.database.statement_timeout
+    return {"statement_timeout": f"{seconds}s"}
+
+
+async def create_pool(url: str, config: Config, maintenance: bool = False) -> asyncpg.Pool:
     db = config.database
     delay = 0.2
     deadline = asyncio.get_running_loop().time() + db.connect_timeout
@@ -50,6 +58,7 @@ async def create_pool(url: str, config: Config) -> asyncpg.Pool:
                 timeout=db.connect_timeout,
                 init=_init_connection,
                 reset=_keep_session,
+                server_settings=server_settings(config, maintenance),
             )
         except (OSError, asyncpg.CannotConnectNowError) as exc:
             if asyncio.get_running_loop().time() > deadline:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from circus.context import Context
-from circus.server import dashboard, logs, safety
+from circus.server import dashboard, limits, logs, safety
 from circus.server.keys import ANCHORS, CLOSING, CONTEXT, STREAMS
 from circus.server.middleware import access_log, bodies, errors
 from circus.server.offsets import OffsetAnchors
@@ -23,7 +23,8 @@ async def _streams(app: web.Application) -> AsyncIterator[None]:
 
 async def init_app(ctx: Context) -> web.Application:
     app = web.Application(
-        middlewares=[access_log, *safety.middlewares(ctx.config.server), errors, bodies],
+        middlewares=[access_log, *safety.middlewares(ctx.config.server), errors,
+                     limits.request_timeout, bodies],
         client_max_size=ctx.config.server.max_body_size,
     )
     app[CONTEXT] = ctx

@@ -23,6 +23,7 @@ from circus.db.queries import Q
 from circus.nix import nar, narinfo
 from circus.nix.pathinfo import HASH_PART, PathInfo
 from circus.nix.signing import BadKey, SigningKey
+from circus.server import limits
 from circus.server.keys import CONTEXT
 from circus.server.openapi import STR, doc
 
@@ -158,6 +159,12 @@ async def get_nar(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD":
         await response.prepare(request)
         return response
+    async with limits.stream_slot(request):
+        return await _send_nar(request, response, info, compression)
+
+
+async def _send_nar(request: web.Request, response: web.StreamResponse, info: PathInfo,
+                    compression: str) -> web.StreamResponse:
     # Produced as it is sent: the body cannot be retried once the headers are out.
     started = time.monotonic()
     sent = 0

@@ -11,7 +11,9 @@ import structlog
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from circus.context import Context
 from circus.db import bus
+from circus.server import limits
 from circus.server.keys import CLOSING, CONTEXT, STREAMS
 
 log = structlog.get_logger(__name__)
@@ -26,6 +28,12 @@ IDLE = 15.0
 async def events(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     closing = request.app[CLOSING]
+    async with limits.stream_slot(request):
+        return await _stream(request, ctx, closing)
+
+
+async def _stream(request: web.Request, ctx: Context, closing: asyncio.Event
+                  ) -> web.StreamResponse:
     with ctx.bus.subscribe(bus.BUILD_CHANGED, bus.BUILDS_QUEUED, bus.EVAL_CHANGED) as sub:
         request.app[STREAMS].add(sub)
         try:

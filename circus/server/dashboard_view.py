@@ -81,7 +81,7 @@ def page_offset(request: web.Request) -> int:
     raw = request.query.get("offset", "")
     if not raw.isdigit():
         return 0
-    return min(int(raw), params.MAX_ID)
+    return params.offset(request)  # bounded there, as on every front end
 
 
 def filter_text(request: web.Request, field: str) -> str | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        # Seconds, sent as Retry-After: a 429/503 that says when to come back.
+        self.retry_after = retry_after
 
 
 def bad_field(field: str, problem: str) -> ApiError:

@@ -8,14 +8,13 @@ Hydra refuses with a 500 is a 400 here with Hydra's text.
 
 from __future__ import annotations
 
-import re
-
 import asyncpg
 import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
 from circus.server import auth, hydra_shapes
+from circus.server import search as search_api
 from circus.server.errors import ApiError
 from circus.server.hydra_body import bad, q
 from circus.server.hydra_dispatch import require
@@ -27,8 +26,6 @@ log = structlog.get_logger(__name__)
 # Hydra's buildstatus codes that "restart-failed" and "restart-aborted" take again.
 FAILED = [1, 2, 3, 4, 6, 7, 9, 10, 11]
 ABORTED = [3, 4, 9]
-_SEARCH_RE = re.compile(r"^[a-zA-Z0-9_\-/.+]+$")
-SEARCH_LIMIT = 100
 
 
 def _id(request: web.Request, field: str, what: str) -> int:
@@ -195,35 +192,9 @@ async def job_shield(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request) -> web.Response:
-    query = request.query.get("query", "").strip()
-    if not query:
-        raise bad("Query is empty.")
-    if not _SEARCH_RE.match(query):
-        raise bad("Invalid character in query.")
-    pool = request.app[CONTEXT].pool
-    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    projects = [r["name"] for r in await pool.fetch(Q.hydra_search_projects, pattern,
-                                                     SEARCH_LIMIT)]
-    project_docs = [hydra_shapes.project(r) for r in
-                    [await pool.fetchrow(Q.hydra_project, name) for name in projects] if r]
-    jobsets = []
-    for r in await pool.fetch(Q.hydra_search_jobsets, pattern, SEARCH_LIMIT):
-        row = await pool.fetchrow(Q.hydra_jobset, r["project"], r["name"])
-        if row is not None:
-            inputs = await pool.fetch(Q.hydra_jobset_inputs, [row["id"]])
-            jobsets.append(hydra_shapes.jobset(row, inputs))
-    by_job = [r["id"] for r in await pool.fetch(Q.hydra_search_builds_by_job, pattern,
-                                                 SEARCH_LIMIT)]
-    by_out = [r["id"] for r in await pool.fetch(Q.hydra_search_builds_by_path, query,
-                                                 SEARCH_LIMIT)]
-    by_drv = [r["id"] for r in await pool.fetch(Q.hydra_search_builds_by_drv, query,
-                                                 SEARCH_LIMIT)]
-    return web.json_response({
-        "projects": project_docs,
-        "jobsets": jobsets,
-        "builds": await hydra_shapes.builds(pool, sorted(set(by_job) | set(by_out))),
-        "buildsdrv": await hydra_shapes.builds(pool, by_drv),
-    })
+    # Bounded in one place (search.py): a minimum length, rows and statements per call.
+    text = search_api.hydra_query(request)
+    return web.json_response(await search_api.hydra_search(request.app[CONTEXT].pool, text))
 
 
 def _nr(request: web.Request, default: int, maximum: int) -> int:

@@ -27,7 +27,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return responses.error(exc.status, exc.message)
+        return responses.error(exc.status, exc.message, exc.retry_after)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -76,6 +76,10 @@ def _http_error(exc: web.HTTPException) -> web.Response:
 
 def _postgres_error(exc: asyncpg.PostgresError) -> web.Response | None:
     detail = getattr(exc, "detail", None) or str(exc)
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        # database.statement_timeout cut the statement short: a bound, not a bug.
+        return responses.error(503, f"the database took too long ({exc}; "
+                                    "database.statement_timeout)", retry_after=5)
     if isinstance(exc, asyncpg.UniqueViolationError):
         return responses.error(409, f"{_field(exc)}: already exists ({detail})")
     if isinstance(exc, asyncpg.CheckViolationError):

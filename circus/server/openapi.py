@@ -26,6 +26,7 @@ import attrs
 from aiohttp import web
 
 from circus.server import responses
+from circus.server.params import MAX_OFFSET
 
 ATTRIBUTE = "__openapi__"
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -73,7 +74,8 @@ def query(schema: Schema = STR, description: str = "", required: bool = False) -
 
 PAGE_QUERY: dict[str, Schema] = {
     "limit": query({"type": "integer", "minimum": 1}, "page size (default 50, at most 500)"),
-    "offset": query({"type": "integer", "minimum": 0}, "items to skip"),
+    "offset": query({"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                    f"items to skip (at most {MAX_OFFSET}; deeper, page with before_id)"),
 }
 ERROR: Schema = obj(error=STR)
 DELETED: Schema = obj(id=INT, deleted=BOOL)

@@ -19,6 +19,9 @@ from circus.server.errors import ApiError, bad_field, not_found
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# Deeper than any list should be paged by offset (use `before_id`): a plain OFFSET reads
+# every row it skips, so this bounds what one anonymous request can make PostgreSQL read.
+MAX_OFFSET = 10_000_000
 # PostgreSQL bigint: a larger id cannot exist, and would be a DataError in the driver.
 MAX_ID = 2**63 - 1
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
@@ -50,10 +53,13 @@ def page(request: web.Request) -> Page:
     limit = DEFAULT_LIMIT
     if query.get("limit", "") != "":
         limit = min(_parse_int(query["limit"], "limit", 1, MAX_ID), MAX_LIMIT)
-    offset = 0
-    if query.get("offset", "") != "":
-        offset = _parse_int(query["offset"], "offset", 0, MAX_ID)
-    return Page(limit, offset)
+    return Page(limit, offset(request))
+
+
+def offset(request: web.Request) -> int:
+    """`offset` (default 0, at most MAX_OFFSET); every front end's pages read it here."""
+    raw = request.query.get("offset", "")
+    return 0 if raw == "" else _parse_int(raw, "offset", 0, MAX_OFFSET)
 
 
 def query_id(request: web.Request, field: str) -> int | None:
@@ -115,6 +121,9 @@ async def check_body(request: web.Request) -> None:
         if charset is not None:
             _decode(raw, charset)
     except (RequestPayloadError, ContentEncodingError) as exc:
+        # Nothing more of this body can be read; without this aiohttp would try to drain
+        # it after our 400 and log the same decoding error again as unhandled.
+        request.content.feed_eof()
         coding = request.headers.get(hdrs.CONTENT_ENCODING, "")
         raise bad_field("Content-Encoding", f"cannot decode the body as {coding!r}: "
                                             f"{_reason(exc)}") from None

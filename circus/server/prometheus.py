@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable
 
 import asyncpg
+import attrs
+import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
 from circus.server.keys import CONTEXT
 from circus.server.openapi import doc
+
+log = structlog.get_logger(__name__)
 
 Sample = tuple[dict[str, str], float]
 
@@ -86,10 +93,49 @@ async def render(pool: asyncpg.Pool) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The figures aggregate the whole builds table, so they are computed at most once per
+# MIN_AGE seconds, and never more often than COST_FACTOR times their own cost: however
+# often anyone scrapes, the database spends at most 1/COST_FACTOR of one connection on it.
+MIN_AGE = 15.0
+COST_FACTOR = 20
+
+
+@attrs.define(eq=False)
+class _Figures:
+    text: str | None = None
+    fresh_until: float = float("-inf")
+    # Scrapes arriving while the figures are computed wait for them, not compute again.
+    lock: asyncio.Lock = attrs.Factory(asyncio.Lock)
+
+    def fresh(self) -> str | None:
+        return self.text if time.monotonic() < self.fresh_until else None
+
+
+_figures: weakref.WeakKeyDictionary[web.Application, _Figures] = weakref.WeakKeyDictionary()
+
+
+async def figures(app: web.Application) -> str:
+    """The text of the last computation while it is fresh; else computed, once."""
+    state = _figures.setdefault(app, _Figures())
+    if (text := state.fresh()) is not None:
+        return text
+    async with state.lock:
+        if (text := state.fresh()) is not None:
+            return text
+        started = time.monotonic()
+        state.text = await render(app[CONTEXT].pool)
+        took = time.monotonic() - started
+        state.fresh_until = time.monotonic() + max(MIN_AGE, COST_FACTOR * took)
+        log.debug("prometheus figures computed", seconds=round(took, 3))
+        return state.text
+
+
 @doc("Metrics in the Prometheus text format", content_type="text/plain",
-     response={"type": "string"}, tags=("system",))
+     response={"type": "string"}, tags=("system",),
+     description=f"Computed at most every {MIN_AGE:g} s (longer when the computation is "
+                 "slow); scrapes in between get the same figures.")
 async def prometheus(request: web.Request) -> web.Response:
-    text = await render(request.app[CONTEXT].pool)
+    text = await figures(request.app)
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE,
                                                      "Cache-Control": "no-store"})
 

@@ -27,8 +27,10 @@ def ok(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
 
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, dumps=dumps)
+def error(status: int, message: str, retry_after: int | None = None) -> web.Response:
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return web.json_response({"error": message}, status=status, dumps=dumps,
+                             headers=headers)
 
 
 def rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -103,8 +103,9 @@ SELECT e.n, b.id, false
   JOIN builds b ON b.jobset_id = $1 AND b.job = e.job AND b.drv_path = e.drv_path;
 
 -- name: evaluator_tune_ingest
--- Room for the hash joins of a 100 000-job ingest, for this transaction only.
-SET LOCAL work_mem = '64MB';
+-- Room for the hash joins of a 100 000-job ingest, for this transaction only; and no
+-- database.statement_timeout, which bounds requests, not a nixpkgs-sized ingest.
+SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = 0;
 
 -- name: evaluator_link_builds
 -- No ON CONFLICT here nor in the dependencies: the evaluation is new and a pair with a

@@ -41,3 +41,38 @@ SELECT b.id, b.job, b.jobset_id, j.name AS jobset, b.project_id, p.name AS proje
   JOIN jobsets j ON j.id = b.jobset_id
   JOIN projects p ON p.id = b.project_id
  ORDER BY b.id DESC LIMIT $3;
+
+-- Hydra's GET /search?query=: a fixed number of statements whatever matches (documents
+-- come whole from these, not one query per hit), each bounded by $3 / $2 rows.
+
+-- name: search_hydra_projects
+-- $1 ILIKE pattern, $2 limit; the columns of hydra_project.
+SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
+       AS jobsets
+  FROM projects p
+ WHERE p.name ILIKE $1 OR p.display_name ILIKE $1 OR p.description ILIKE $1
+ ORDER BY p.name LIMIT $2;
+
+-- name: search_hydra_jobsets
+-- $1 ILIKE pattern, $2 limit; the columns of hydra_jobset.
+SELECT j.*, p.name AS project, p.repository_url,
+       (SELECT e.started_at FROM evaluations e
+         WHERE e.jobset_id = j.id AND e.status = 'running'
+         ORDER BY e.id DESC LIMIT 1) AS eval_started_at
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+ WHERE j.name ILIKE $1 OR j.description ILIKE $1
+ ORDER BY p.name, j.name LIMIT $2;
+
+-- name: search_hydra_builds_by_job
+-- The newest successful build of each job whose name starts with the text ([$1, $2)
+-- on builds_job_search_idx: a substring would read every build), at most $3 jobs.
+SELECT m.id
+  FROM (SELECT job, jobset_id FROM builds
+         WHERE job ~>=~ $1 AND job ~<~ $2
+         GROUP BY job, jobset_id
+         ORDER BY job, jobset_id LIMIT $3) s
+ CROSS JOIN LATERAL (SELECT b.id FROM builds b
+                      WHERE b.jobset_id = s.jobset_id AND b.job = s.job
+                        AND b.buildstatus = 0
+                      ORDER BY b.id DESC LIMIT 1) m;
