@@ -23,6 +23,8 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 MALFORMED: list[tuple[str, dict[str, str], bytes, str]] = [
     ("multipart without boundary", {"Content-Type": "multipart/form-data"},
      b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n", "boundary"),
+    ("multipart without boundary, empty", {"Content-Type": "multipart/form-data"}, b"",
+     "boundary"),
     ("multipart garbage", {"Content-Type": "multipart/form-data; boundary=zz"},
      b"this is not multipart at all", "multipart"),
     ("multipart truncated", {"Content-Type": "multipart/form-data; boundary=zz"},

@@ -37,7 +37,9 @@ SYSTEM = obj(version=STR, instance=STR, postgres_version=STR, database_size_byte
              jobsets=INT, now=TIME)
 CONFIG = obj(effective=ANY, declarative_path=STR, declarative=nullable(ANY),
              declarative_toml=nullable(STR))
-CONFIG_BODY = obj(required=(), declarative={"type": "object"}, toml=STR)
+# Exactly one of the two (see _declared_table).
+CONFIG_BODY = {**obj(required=(), declarative={"type": "object"}, toml=STR),
+               "oneOf": [{"required": ["declarative"]}, {"required": ["toml"]}]}
 SAVED = obj(saved=BOOL, declarative_path=STR, declarative=ANY, applies=STR)
 
 

@@ -13,7 +13,7 @@ from circus.server.openapi import INT, NUM, STR, TIME, arr, doc, nullable, obj, 
 BUCKETS = {"minute": 1 / 60, "hour": 1, "day": 24, "week": 24 * 7}
 DEFAULT_HOURS = 24
 MAX_HOURS = 24 * 366
-# More points than a chart can show is a mistake in the request (minutes over a year).
+# Points per series at most: minutes over a year would be half a million.
 MAX_POINTS = 10_000
 
 SERIES_QUERY = {
@@ -41,9 +41,9 @@ def _series_params(request: web.Request) -> tuple[str, int, int | None]:
     bucket = request.query.get("bucket", "") or "hour"
     if bucket not in BUCKETS:
         raise bad_field("bucket", f"must be one of {', '.join(BUCKETS)}, got {bucket!r}")
-    if hours / BUCKETS[bucket] > MAX_POINTS:
-        raise bad_field("bucket", f"{bucket} over {hours} hours is more than {MAX_POINTS} "
-                                  "points; use a wider bucket")
+    # More points than a chart can show: the most recent MAX_POINTS buckets, and the
+    # answer's `hours` says how far back that is (every valid request gets an answer).
+    hours = min(hours, int(MAX_POINTS * BUCKETS[bucket]))
     return bucket, hours, params.query_id(request, "project_id")
 
 

@@ -9,7 +9,7 @@ import time
 
 import asyncpg
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from circus.server import params, responses
@@ -31,6 +31,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status == 405:
+            exc.headers["Allow"] = _allow(request, exc.headers.get("Allow", ""))
         return _http_error(exc)
     except asyncpg.PostgresError as exc:
         mapped = _postgres_error(exc)
@@ -47,7 +49,8 @@ async def bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every body is checked here, once, before any view: a malformed content type,
     charset, encoding or multipart body is a 400 on every route, never a 500 from
     whichever parser a view happens to call."""
-    if request.body_exists:
+    # The headers too: a view may parse a form from an empty multipart body.
+    if request.body_exists or hdrs.CONTENT_TYPE in request.headers:
         try:
             await params.check_body(request)
         except ApiError as exc:
@@ -72,6 +75,19 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     if exc.status == 405:
         response.headers["Allow"] = exc.headers.get("Allow", "")
     return response
+
+
+def _allow(request: web.Request, matched: str) -> str:
+    """The methods of the resource at exactly this path. aiohttp's 405 lists those of
+    every resource the path matches (`/projects/probe` also matches `/projects/{id}`),
+    advertising methods the path does not have."""
+    exact = {route.method for resource in request.app.router.resources()
+             if resource.get_info().get("path") == request.path for route in resource}
+    if not exact:
+        return matched
+    if "GET" in exact:
+        exact.add("HEAD")
+    return ",".join(sorted(exact))
 
 
 def _postgres_error(exc: asyncpg.PostgresError) -> web.Response | None:

@@ -73,7 +73,8 @@ def query(schema: Schema = STR, description: str = "", required: bool = False) -
 
 
 PAGE_QUERY: dict[str, Schema] = {
-    "limit": query({"type": "integer", "minimum": 1}, "page size (default 50, at most 500)"),
+    "limit": query({"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                   "page size (default 50; larger asks get 500)"),
     "offset": query({"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
                     f"items to skip (at most {MAX_OFFSET}; deeper, page with before_id)"),
 }

@@ -51,15 +51,15 @@ def page(request: web.Request) -> Page:
     """`limit` (default 50, at most 500: larger asks are clamped) and `offset`."""
     query = request.query
     limit = DEFAULT_LIMIT
-    if query.get("limit", "") != "":
+    if "limit" in query:
         limit = min(_parse_int(query["limit"], "limit", 1, MAX_ID), MAX_LIMIT)
     return Page(limit, offset(request))
 
 
 def offset(request: web.Request) -> int:
     """`offset` (default 0, at most MAX_OFFSET); every front end's pages read it here."""
-    raw = request.query.get("offset", "")
-    return 0 if raw == "" else _parse_int(raw, "offset", 0, MAX_OFFSET)
+    raw = request.query.get("offset")
+    return 0 if raw is None else _parse_int(raw, "offset", 0, MAX_OFFSET)
 
 
 def query_id(request: web.Request, field: str) -> int | None:
@@ -112,6 +112,8 @@ async def check_body(request: web.Request) -> None:
     `request.post()`/`read()` only ever sees one that parses: both are cached)."""
     _check_content_type(request)
     _check_content_encoding(request)
+    if not request.body_exists:
+        return
     try:
         if request.content_type == MULTIPART:
             await request.post()

@@ -52,7 +52,7 @@ def _query_text(request: web.Request) -> str:
 
 
 def _limit(request: web.Request, default: int) -> int:
-    if request.query.get("limit", "") == "":
+    if "limit" not in request.query:
         return default
     return min(params.page(request).limit, MAX_LIMIT)
 
@@ -87,7 +87,8 @@ async def search_all(pool: asyncpg.Pool, text: str, limit: int) -> dict[str, Any
 
 @doc("Search projects, jobsets, jobs (name prefix) and builds (store path prefix)",
      response=RESULTS, tags=("search",),
-     query={**Q_PARAM, "limit": query({"type": "integer", "minimum": 1},
+     query={**Q_PARAM, "limit": query({"type": "integer", "minimum": 1,
+                                       "maximum": params.MAX_ID},
                                       f"per kind (default {DEFAULT_LIMIT}, at most "
                                       f"{MAX_LIMIT})")})
 async def search(request: web.Request) -> web.Response:
