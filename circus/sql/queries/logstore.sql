@@ -1,5 +1,6 @@
 -- Build logs: chunks appended while a build runs (each one notifies circus_build_log),
--- folded into one zstd blob in build_logs when the build finishes.
+-- folded into build_logs when the build finishes: zstd frames of at most 1 MiB of log
+-- each, so a reader never decompresses more than one frame at a time.
 
 -- name: logstore_append_chunk
 WITH chunk AS (
@@ -9,10 +10,33 @@ WITH chunk AS (
 SELECT pg_notify('circus_build_log', build_id::text) FROM chunk;
 
 -- name: logstore_chunks_after
-SELECT seq, data FROM build_log_chunks WHERE build_id = $1 AND seq > $2 ORDER BY seq;
+-- $3: at most this many chunks (NULL: all).
+SELECT seq, data FROM build_log_chunks WHERE build_id = $1 AND seq > $2 ORDER BY seq
+ LIMIT $3;
 
--- name: logstore_compressed
-SELECT compressed, size FROM build_logs WHERE build_id = $1;
+-- name: logstore_chunks_from
+-- The chunks holding bytes [$2, $2 + $3) of a running build's log, each with the byte
+-- offset it starts at. octet_length reads the size from the TOAST header, so the
+-- chunks before $2 are counted without being read.
+SELECT start, data FROM (
+    SELECT seq, data, coalesce(sum(octet_length(data)) OVER (
+               ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS start
+      FROM build_log_chunks WHERE build_id = $1
+) c
+ WHERE start + octet_length(data) > $2 AND start < $2 + $3
+ ORDER BY seq;
+
+-- name: logstore_extent
+-- One statement, one snapshot: the folded log, else the chunks so far (no row: no log).
+SELECT size::bigint AS size, true AS folded FROM build_logs WHERE build_id = $1
+UNION ALL
+SELECT sum(octet_length(data))::bigint, false FROM build_log_chunks WHERE build_id = $1
+HAVING count(*) > 0
+LIMIT 1;
+
+-- name: logstore_compressed_slice
+-- $3 bytes of the compressed log from byte $2 (1-based), so it is never fetched whole.
+SELECT substring(compressed FROM $2 FOR $3) FROM build_logs WHERE build_id = $1;
 
 -- name: logstore_store_folded
 WITH stored AS (

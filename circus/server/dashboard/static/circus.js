@@ -108,8 +108,9 @@
       ev.preventDefault();
       var url = "/dashboard/build/" + pre.dataset.build + "/log?end=" + link.dataset.end +
         "&lines=" + link.dataset.lines;
+      // The server sends at most its page of bytes before `end`; offsets are bytes.
       fetch(url, { credentials: "same-origin" })
-        .then(function (r) { return r.json(); })
+        .then(function (r) { if (!r.ok) throw new Error("log: " + r.status); return r.json(); })
         .then(function (data) {
           pre.insertAdjacentHTML("afterbegin", data.html);
           link.dataset.end = String(data.start);
@@ -118,7 +119,8 @@
             var info = document.getElementById("log-info");
             if (info) info.textContent = "whole log";
           }
-        });
+        })
+        .catch(function () { link.textContent = "Could not load earlier lines: try again"; });
     });
   }
 
