@@ -97,6 +97,9 @@ class ServerConfig:
     rate_limit_rps: int | None = attrs.field(default=None, validator=_positive)
     rate_limit_burst: int | None = attrs.field(default=None, validator=_positive)
     allowed_url_schemes: list[str] = attrs.Factory(list)
+    # Not in the seed's table: repository URLs may name loopback, link-local (cloud
+    # metadata), RFC 1918, CGNAT and ULA addresses; refused by default (issue 10).
+    allow_private_addresses: bool = False
     # Not in the seed's table: long-lived streams (SSE, NARs) open at once on this server,
     # and per client address; beyond them a stream is refused with 503 / 429 (issue 10).
     max_streams: int = attrs.field(default=256, validator=_positive)
@@ -128,6 +131,9 @@ class EvaluatorConfig:
     restrict_eval: bool = True
     allow_ifd: bool = False
     strict_errors: bool = False
+    # Not in the seed's table: directories a `path` input may name (itself or below,
+    # symlinks resolved); empty: no path input is saved or evaluated (issue 10).
+    allowed_path_inputs: list[str] = attrs.Factory(list)
 
 
 SchedulingStrategy = Literal["speed_factor_only", "psi_aware", "round_robin"]

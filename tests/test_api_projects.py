@@ -243,7 +243,7 @@ async def test_jobset_inputs(client: TestClient) -> None:
     created = await resp.json()
     assert (created["name"], created["type"]) == ("nixpkgs", "git")
     resp = await client.post(base, headers=ADMIN,
-                             json={"name": "nixpkgs", "type": "git", "value": "other"})
+                             json={"name": "nixpkgs", "type": "git", "value": "https://x/o"})
     assert resp.status == 409
     resp = await client.post(base, headers=ADMIN, json={"name": "x", "type": "svn", "value": ""})
     assert resp.status == 400 and (await resp.json())["error"].startswith("type:")

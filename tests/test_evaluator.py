@@ -89,7 +89,10 @@ async def bus(database_url: str) -> AsyncIterator[Bus]:
 def make_ctx(make_config: Callable, pool: asyncpg.Pool, bus: Bus,
              database_url: str) -> Callable[..., Context]:
     def make(evaluator: dict | None = None) -> Context:
-        config = make_config({"evaluator": evaluator or {}})
+        # The repositories are local directories: git may fetch them only when `file` is
+        # an allowed scheme (circus.sources).
+        config = make_config({"evaluator": evaluator or {},
+                              "server": {"allowed_url_schemes": ["file"]}})
         return Context(config=config, pool=pool, bus=bus, database_url=database_url)
 
     return make

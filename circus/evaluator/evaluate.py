@@ -13,6 +13,7 @@ import asyncpg
 import attrs
 import structlog
 
+from circus import sources
 from circus.config import EvaluatorConfig
 from circus.context import Context
 from circus.db.queries import Q
@@ -22,6 +23,7 @@ from circus.evaluator.inputs import (
     EvalInput,
     JobsetInput,
     allowed_paths,
+    check_paths,
     inputs_hash,
     nix_args,
     recorded,
@@ -71,7 +73,7 @@ async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
     bound = log.bind(**context)
     started = time.monotonic()
     with structlog.contextvars.bound_contextvars(**context):
-        bound.info("evaluation started", repository=jobset.repository_url,
+        bound.info("evaluation started", repository=sources.redact(jobset.repository_url),
                    triggered=jobset.trigger_time is not None)
         try:
             ev, target = await _prepare(ctx, jobset, ev)
@@ -125,22 +127,28 @@ async def _prepare(ctx: Context, jobset: Jobset,
                    ev: Evaluation) -> tuple[Evaluation, Target]:
     """Fetch the repository and inputs; the evaluation's identity and what to evaluate."""
     cfg = ctx.config.evaluator
+    policy = sources.Policy.of(ctx.config)
     root = _work_dir(cfg) / f"jobset-{jobset.id}"
-    rev = await git.fetch(jobset.repository_url, jobset.branch, root / "repo.git",
+    rev = await git.fetch(jobset.repository_url, jobset.branch, root / "repo.git", policy,
                           cfg.git_timeout)
     rows = await ctx.pool.fetch(Q.evaluator_jobset_inputs, jobset.id)
     inputs = [JobsetInput(r["name"], r["type"], r["value"]) for r in rows]
-    main = EvalInput(_main_input_name(jobset, inputs), "git", uri=jobset.repository_url,
+    shown_url = sources.redact(jobset.repository_url)  # evaluations are public
+    main = EvalInput(_main_input_name(jobset, inputs), "git", uri=shown_url,
                      revision=rev.commit, value=rev.branch)
     options = _options(cfg)
     if jobset.flake:
         url = f"git+file://{rev.clone}?ref={quote('refs/heads/' + rev.branch)}&rev={rev.commit}"
         target = Target(flake_url=url, attr=jobset.nix_expression or "hydraJobs",
                         options=options)
-        flake_uri = f"{_flake_base(jobset.repository_url)}?rev={rev.commit}#{target.attr}"
+        flake_uri = f"{_flake_base(shown_url)}?rev={rev.commit}#{target.attr}"
     else:
-        inputs = [await _fetch_input(item, root, cfg) for item in inputs]
-        src = await git.checkout(rev, root / "src", cfg.git_timeout)
+        try:  # a row written before the rules, or declared, is held to them here
+            check_paths(inputs, policy)
+        except sources.SourceRefused as exc:
+            raise EvaluationFailed(f"refused to evaluate: {exc}") from None
+        inputs = [await _fetch_input(item, root, cfg, policy) for item in inputs]
+        src = await git.checkout(rev, root / "src", policy, cfg.git_timeout)
         target = Target(file=str(_inside(src, jobset.nix_expression)), args=tuple(
             nix_args(inputs)), search_path=(str(src), *_named_paths(inputs)), options=options)
         flake_uri = ""
@@ -150,12 +158,13 @@ async def _prepare(ctx: Context, jobset: Jobset,
     return ev, target
 
 
-async def _fetch_input(item: JobsetInput, root: Path, cfg: EvaluatorConfig) -> JobsetInput:
+async def _fetch_input(item: JobsetInput, root: Path, cfg: EvaluatorConfig,
+                       policy: sources.Policy) -> JobsetInput:
     if item.type != "git":
         return item
     rev = await git.fetch(item.git_url, item.git_branch, root / "inputs" / f"{item.name}.git",
-                          cfg.git_timeout)
-    path = await git.checkout(rev, root / "inputs" / item.name, cfg.git_timeout)
+                          policy, cfg.git_timeout, field=f"inputs.{item.name}")
+    path = await git.checkout(rev, root / "inputs" / item.name, policy, cfg.git_timeout)
     return attrs.evolve(item, path=str(path), revision=rev.commit)
 
 

@@ -3,6 +3,12 @@
 Each jobset keeps its own bare clone under `evaluator.work_dir`, so two jobsets never
 race on one fetch; branches are mirrored as `refs/heads/*` so Nix can be pointed at the
 clone with `ref=<branch>&rev=<sha>`.
+
+Every URL passes circus.sources' check again here (a row written before the rules, or
+declared in the configuration, never went through the server's), and every git call
+runs with the command line and environment of `sources.git_argv`/`git_env`. git's
+messages are kept with the credentials of any URL in them masked: they become the
+jobset's error, shown to everyone.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 
 import attrs
 
+from circus import sources
 from circus.evaluator import proc
 
 
@@ -28,47 +35,56 @@ class Revision:
     clone: Path
 
 
-async def _git(*args: str, limit: float) -> str:
+async def _git(policy: sources.Policy, *args: str, limit: float) -> str:
     try:
-        done = await proc.run(["git", *args], limit=limit)
+        done = await proc.run(sources.git_argv(policy, *args), limit=limit,
+                              env=sources.git_env())
     except proc.ProcTimeout as exc:
         raise GitError(f"git {args[0] if args else ''} timed out after {exc.seconds:g} s "
                        "(evaluator.git_timeout)") from None
     if not done.ok:
-        raise GitError(done.stderr.strip() or f"git {' '.join(args)} exited {done.returncode}")
+        raise GitError(sources.redact(done.stderr.strip() or f"git {' '.join(args)} exited "
+                                                             f"{done.returncode}"))
     return done.stdout.decode().strip()
 
 
-async def default_branch(url: str, limit: float) -> str:
+async def default_branch(url: str, policy: sources.Policy, limit: float) -> str:
     """The branch the remote's HEAD points at."""
-    out = await _git("ls-remote", "--symref", "--", url, "HEAD", limit=limit)
+    out = await _git(policy, "ls-remote", "--symref", "--", url, "HEAD", limit=limit)
     for line in out.splitlines():
         if line.startswith("ref: refs/heads/") and line.endswith("\tHEAD"):
             return line[len("ref: refs/heads/"):-len("\tHEAD")]
-    raise GitError(f"{url}: cannot tell the default branch (no HEAD); set the jobset's branch")
+    raise GitError(f"{sources.redact(url)}: cannot tell the default branch (no HEAD); set "
+                   "the jobset's branch")
 
 
-async def fetch(url: str, branch: str | None, clone: Path, limit: float) -> Revision:
+async def fetch(url: str, branch: str | None, clone: Path, policy: sources.Policy,
+                limit: float, field: str = "repository_url") -> Revision:
     """Bring `clone` up to date with `url` and return the tip of `branch`."""
+    try:
+        sources.check_git_url(url, policy, field)
+        await sources.check_resolved(url, policy, field)
+    except sources.SourceRefused as exc:
+        raise GitError(f"refused to fetch: {exc}") from None
     if await asyncio.to_thread(_needs_init, clone):
-        await _git("init", "--quiet", "--bare", str(clone), limit=limit)
-    branch = branch or await default_branch(url, limit)
+        await _git(policy, "init", "--quiet", "--bare", str(clone), limit=limit)
+    branch = branch or await default_branch(url, policy, limit)
     # "--": a URL starting with a dash is a repository, never an option.
-    await _git("-C", str(clone), "fetch", "--quiet", "--prune", "--force", "--", url,
+    await _git(policy, "-C", str(clone), "fetch", "--quiet", "--prune", "--force", "--", url,
                "+refs/heads/*:refs/heads/*", limit=limit)
     try:
-        commit = await _git("-C", str(clone), "rev-parse", "--verify", "--quiet",
+        commit = await _git(policy, "-C", str(clone), "rev-parse", "--verify", "--quiet",
                             f"refs/heads/{branch}^{{commit}}", limit=limit)
     except GitError:
-        raise GitError(f"{url}: branch {branch!r} does not exist") from None
+        raise GitError(f"{sources.redact(url)}: branch {branch!r} does not exist") from None
     return Revision(url=url, branch=branch, commit=commit, clone=clone)
 
 
-async def checkout(rev: Revision, dest: Path, limit: float) -> Path:
+async def checkout(rev: Revision, dest: Path, policy: sources.Policy, limit: float) -> Path:
     """A fresh tree of `rev` at `dest` (no stale files from an earlier commit)."""
     await asyncio.to_thread(_empty_dir, dest)
-    await _git(f"--git-dir={rev.clone}", f"--work-tree={dest}", "checkout", "--quiet", "-f",
-               rev.commit, "--", ".", limit=limit)
+    await _git(policy, f"--git-dir={rev.clone}", f"--work-tree={dest}", "checkout",
+               "--quiet", "-f", rev.commit, "--", ".", limit=limit)
     return dest
 
 

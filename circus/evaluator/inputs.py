@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from circus import sources
 from circus.evaluator.nixeval import nix_string
 
 
@@ -76,12 +77,21 @@ def allowed_paths(inputs: Iterable[JobsetInput]) -> list[str]:
     return [item.path or item.value for item in inputs if item.type in ("path", "git")]
 
 
+def check_paths(inputs: Iterable[JobsetInput], policy: sources.Policy) -> None:
+    """Every path input inside `evaluator.allowed_path_inputs`, checked right before it
+    becomes `-I name=path`, a path restricted evaluation lets the expression read."""
+    for item in inputs:
+        if item.type == "path":
+            sources.check_path_input(item.value, policy, f"inputs.{item.name}")
+
+
 def recorded(inputs: Iterable[JobsetInput]) -> list[EvalInput]:
+    """The rows of `evaluation_inputs`, which anyone may read: credentials masked."""
     out = []
     for item in inputs:
         if item.type == "git":
-            out.append(EvalInput(item.name, "git", uri=item.git_url, revision=item.revision,
-                                 value=item.git_branch or ""))
+            out.append(EvalInput(item.name, "git", uri=sources.redact(item.git_url),
+                                 revision=item.revision, value=item.git_branch or ""))
         else:
-            out.append(EvalInput(item.name, item.type, value=item.value))
+            out.append(EvalInput(item.name, item.type, value=sources.redact(item.value)))
     return out

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -35,11 +35,13 @@ class Completed:
 
 
 async def run(argv: Sequence[str], *, limit: float | None = None,
-              cwd: str | None = None) -> Completed:
-    """Run `argv` to completion; kill its process group on timeout or cancellation."""
+              cwd: str | None = None, env: Mapping[str, str] | None = None) -> Completed:
+    """Run `argv` to completion; kill its process group on timeout or cancellation.
+    `env`: the child's whole environment (None: ours)."""
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        env=None if env is None else dict(env),
     )
     try:
         async with asyncio.timeout(limit):

@@ -119,7 +119,7 @@ async def create_project(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     data = await form_fields(request)
     spec = ProjectSpec.from_body({k: data[k] for k in PROJECT_FIELDS if k in data})
-    check_repository_url(spec.repository_url, ctx.config.server.allowed_url_schemes)
+    check_repository_url(spec.repository_url, ctx.config)
     try:
         await ctx.pool.fetchrow(Q.api_project_insert, *spec.row())
     except asyncpg.UniqueViolationError:
@@ -140,13 +140,13 @@ async def wizard_probe(request: web.Request) -> web.StreamResponse:
     """Step 2 of the wizard: what the repository looks like, and the rest of the form."""
     data = await form_fields(request)
     url = data.get("repository_url", "").strip()
-    check_repository_url(url, request.app[CONTEXT].config.server.allowed_url_schemes)
+    check_repository_url(url, request.app[CONTEXT].config)
     if url.startswith("-"):
         raise bad_field("repository_url", "must not start with '-'")
     found = None
     # Probing runs git against the URL: the API allows it to admins only, so do we.
     if auth.principal(request).may(auth.ADMIN):
-        found = await setup.probe_repository(url)
+        found = await setup.probe_repository(url, request.app[CONTEXT].config)
     suggested = url.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
     name = "".join(c if c.isalnum() or c in "_.-" else "-" for c in suggested) or "project"
     if not name[0].isalpha():
@@ -166,7 +166,7 @@ async def wizard_create(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     data = await form_fields(request)
     spec = ProjectSpec.from_body({k: data[k] for k in PROJECT_FIELDS if k in data})
-    check_repository_url(spec.repository_url, ctx.config.server.allowed_url_schemes)
+    check_repository_url(spec.repository_url, ctx.config)
     template = data.get("template", "flake")
     if template not in setup.TEMPLATES:
         raise bad_field("template", f"must be one of {', '.join(setup.TEMPLATES)}")

@@ -16,12 +16,11 @@ import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
-from circus.server import auth, hydra_shapes
+from circus.server import auth, hydra_shapes, safety, sessions
 from circus.server.errors import ApiError
 from circus.server.hydra_body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
 from circus.server.hydra_dispatch import require
 from circus.server.keys import CONTEXT
-from circus.server.projects import check_repository_url
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +63,8 @@ async def put_project(request: web.Request) -> web.Response:
     for candidate in (name, new_name):
         if not NAME_RE.match(candidate):
             raise bad(f"Invalid project identifier {q(candidate)}.")
+    if "homepage" in body:
+        safety.check_homepage(text(body, "homepage"))
     fields = (text(body, "displayname", exists["display_name"] if exists else new_name),
               text(body, "description", exists["description"] if exists else ""),
               text(body, "homepage", exists["homepage"] if exists else ""),
@@ -94,7 +95,10 @@ async def delete_project(request: web.Request) -> web.Response:
 
 async def _jobset_json(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
     inputs = await pool.fetch(Q.hydra_jobset_inputs, [row["id"]])
-    return hydra_shapes.jobset(row, inputs)
+    # Credentials inside URLs are masked alike, so the shape still finds the main input.
+    shown = {**dict(row), "repository_url": safety.shown_url(row["repository_url"])}
+    return hydra_shapes.jobset(shown, [{**dict(i), "value": safety.shown_url(i["value"])}
+                                       for i in inputs])
 
 
 async def get_jobset(request: web.Request) -> web.Response:
@@ -156,7 +160,7 @@ async def put_jobset(request: web.Request) -> web.Response:
     project, name = request.match_info["project"], request.match_info["jobset"]
     ctx = request.app[CONTEXT]
     pool = ctx.pool
-    await require(request, auth.CREATE_JOBSET)  # before anything is looked up
+    who = await require(request, auth.CREATE_JOBSET)  # before anything is looked up
     owner = await pool.fetchrow(Q.hydra_project, project)
     if owner is None:
         raise project_missing(project)
@@ -165,10 +169,15 @@ async def put_jobset(request: web.Request) -> web.Response:
     if not NAME_RE.match(name):
         raise bad(f"Invalid jobset identifier {q(name)}.")
     body = await read(request)
-    inputs = _inputs(body)
-    flake, url, branch, expression = _source(body, inputs)
-    check_repository_url(url, ctx.config.server.allowed_url_schemes)
     current = owner["repository_url"]
+    inputs = _unmasked(_inputs(body), current)
+    flake, url, branch, expression = _source(body, inputs)
+    if current and url == safety.shown_url(current):
+        url = current  # a client sending back the masked URL it read means the same one
+    # The same rules as /api/v1: the URL check, repointing and inputs need administer.
+    safety.check_git_url(url, ctx.config)
+    safety.check_repository_change(who, current, url)
+    safety.check_inputs(who, _extra_inputs(inputs, url, flake, body), ctx.config)
     others = await pool.fetchval(Q.hydra_project_other_jobsets, owner["id"], name)
     if current and current != url and others:
         raise bad(f"Project {q(project)} evaluates {q(current)}: Circus evaluates one "
@@ -194,6 +203,31 @@ async def put_jobset(request: web.Request) -> web.Response:
         return web.json_response({"redirect": uri})
     return web.json_response({"redirect": uri, "uri": uri, "name": name, "type": "jobset"},
                              status=201, headers={"Location": uri})
+
+
+def _unmasked(inputs: list[tuple[str, str, str]], current: str | None
+              ) -> list[tuple[str, str, str]]:
+    """Inputs with the project's URL as GET showed it (credentials masked) put back."""
+    shown = safety.shown_url(current)
+    if not current or shown == current:
+        return inputs
+    out = []
+    for name, kind, value in inputs:
+        words = value.split()
+        if kind == "git" and words[:1] == [shown]:
+            value = " ".join([current, *words[1:]])
+        out.append((name, kind, value))
+    return out
+
+
+def _extra_inputs(inputs: list[tuple[str, str, str]], url: str, flake: bool,
+                  body: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The inputs beyond the one holding the Nix expression, which only names the
+    project's repository (checked as such): what /api/v1 would need an admin to add."""
+    if flake:
+        return []  # a flake jobset keeps no inputs
+    main = text(body, "nixexprinput")
+    return [i for i in inputs if not (i[0] == main and i[2].split()[:1] == [url])]
 
 
 async def delete_jobset(request: web.Request) -> web.Response:
@@ -252,7 +286,24 @@ async def api_jobsets(request: web.Request) -> web.Response:
     return web.json_response([hydra_shapes.overview(r) for r in rows])
 
 
+async def _cross_site_get(request: web.Request) -> None:
+    """403 for a GET carrying only the session cookie: a link or image on another site
+    makes the browser send it too, with no Referer to tell. A Bearer key, the CSRF token
+    (X-CSRF-Token) or a POST (Origin-checked, as every Hydra write) is needed."""
+    if "Authorization" in request.headers:
+        return
+    session = await sessions.current(request)
+    if session is None or await auth.csrf_ok(request, session.csrf_token):
+        return  # without a session, require() answers
+    log.info("hydra push refused: GET with the cookie alone", user=session.name)
+    raise ApiError(403, "GET /api/push with a session cookie needs the X-CSRF-Token header "
+                        "(another site can make a browser send the cookie on a GET); use "
+                        "POST, an API key (Authorization: Bearer) or send the token")
+
+
 async def api_push(request: web.Request) -> web.Response:
+    if request.method == "GET":
+        await _cross_site_get(request)
     await require(request, auth.TRIGGER)
     wanted = [j for j in request.query.get("jobsets", "").split(",") if j.strip()]
     rows = await request.app[CONTEXT].pool.fetch(Q.hydra_jobset_trigger, wanted)

@@ -9,7 +9,7 @@ import attrs
 from aiohttp import web
 
 from circus.db.queries import Q
-from circus.server import auth, params, responses
+from circus.server import auth, params, responses, safety
 from circus.server.errors import bad_field, conflict, not_found
 from circus.server.keys import CONTEXT
 from circus.server.openapi import (
@@ -178,12 +178,17 @@ async def delete_jobset(request: web.Request) -> web.Response:
     return responses.ok({"id": deleted, "deleted": True})
 
 
+def input_json(row: asyncpg.Record) -> dict[str, Any]:
+    """An input as responses show it: credentials in a git input's URL masked."""
+    return {**dict(row), "value": safety.shown_url(row["value"])}
+
+
 @doc("List a jobset's inputs", response=page_of(INPUT), tags=("jobsets",))
 async def list_inputs(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id, "jid")
     items = await request.app[CONTEXT].pool.fetch(Q.api_jobset_inputs_list, jobset_id)
-    rows = responses.rows(items)
+    rows = [input_json(r) for r in items]
     return responses.ok(responses.page(rows, len(rows), len(rows), 0))
 
 
@@ -199,12 +204,13 @@ async def create_input(request: web.Request) -> web.Response:
     if kind not in INPUT_TYPES:
         raise bad_field("type", f"must be one of {', '.join(INPUT_TYPES)}, got {kind!r}")
     value = params.text(body, "value")
+    ctx = request.app[CONTEXT]
+    safety.check_inputs(auth.principal(request), [(name, kind, value)], ctx.config, "value")
     try:
-        row = await request.app[CONTEXT].pool.fetchrow(Q.api_jobset_input_insert, jobset_id,
-                                                       name, kind, value)
+        row = await ctx.pool.fetchrow(Q.api_jobset_input_insert, jobset_id, name, kind, value)
     except asyncpg.UniqueViolationError:
         raise conflict(f"name: an input named {name!r} already exists in this jobset") from None
-    return responses.ok(dict(row), status=201)
+    return responses.ok(input_json(row), status=201)
 
 
 @doc("Delete a jobset input", response=DELETED, permission=auth.ADMIN,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import attrs
 from aiohttp import web
 
+from circus.config import Config
 from circus.db.queries import Q
 from circus.server import auth, params, responses, safety
-from circus.server.errors import bad_field, conflict, not_found
+from circus.server.errors import conflict, not_found
 from circus.server.keys import CONTEXT
 from circus.server.openapi import (
     BOOL,
@@ -25,8 +24,6 @@ from circus.server.openapi import (
     obj,
     page_of,
 )
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 
 PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
               homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
@@ -49,6 +46,8 @@ class ProjectSpec:
     def from_body(cls, body: dict[str, Any], base: ProjectSpec | None = None) -> ProjectSpec:
         """The fields of `body` over `base` (a PUT changes only what it names)."""
         old = attrs.asdict(base) if base else {}
+        if "homepage" in body:  # a stored one stays as it is until it is changed
+            safety.check_homepage(params.text(body, "homepage"))
         return cls(
             name=params.name(body, "name", old.get("name", params.REQUIRED)),
             repository_url=params.text(body, "repository_url",
@@ -64,25 +63,16 @@ class ProjectSpec:
                 self.homepage, self.enabled)
 
 
-def check_repository_url(url: str, allowed_schemes: list[str]) -> None:
-    """A URL with a scheme, or an absolute local path (which counts as `file`)."""
-    if not url.strip():
-        raise bad_field("repository_url", "must not be empty")
-    if any(ch.isspace() for ch in url):
-        raise bad_field("repository_url", "must not contain whitespace")
-    if url.startswith("/"):
-        scheme = "file"
-    else:
-        parts = urlsplit(url)
-        if not parts.scheme or not _SCHEME.match(parts.scheme) or not (parts.netloc or
-                                                                         parts.path):
-            raise bad_field("repository_url", f"{url!r} is neither a URL with a scheme "
-                                              "nor an absolute path")
-        scheme = parts.scheme.lower()
-    allowed = safety.allowed_url_schemes(allowed_schemes)
-    if scheme not in allowed:
-        raise bad_field("repository_url", f"scheme {scheme!r} is not allowed "
-                                          f"(allowed: {', '.join(allowed)})")
+def check_repository_url(url: str, config: Config) -> None:
+    """400 unless git may fetch `url` (the one check, in safety and circus.sources)."""
+    safety.check_git_url(url, config)
+
+
+def project_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """A project as responses show it: credentials in its repository URL masked."""
+    shown = dict(row)
+    shown["repository_url"] = safety.shown_url(shown["repository_url"])
+    return shown
 
 
 async def resolve_project_id(request: web.Request, field: str = "id") -> int:
@@ -105,7 +95,8 @@ async def list_projects(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     items = await pool.fetch(Q.api_projects_list, page.limit, page.offset)
     total = await pool.fetchval(Q.api_projects_count)
-    return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
+    return responses.ok(responses.page([project_json(r) for r in items], total,
+                                        page.limit, page.offset))
 
 
 @doc("Create a project", status=201, response=PROJECT, body=PROJECT_BODY,
@@ -114,12 +105,12 @@ async def list_projects(request: web.Request) -> web.Response:
 async def create_project(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     spec = ProjectSpec.from_body(await params.json_body(request))
-    check_repository_url(spec.repository_url, ctx.config.server.allowed_url_schemes)
+    check_repository_url(spec.repository_url, ctx.config)
     try:
         row = await ctx.pool.fetchrow(Q.api_project_insert, *spec.row())
     except asyncpg.UniqueViolationError:
         raise conflict(f"name: a project named {spec.name!r} already exists") from None
-    return responses.ok(dict(row), status=201)
+    return responses.ok(project_json(row), status=201)
 
 
 @doc("One project, by id or name", response=PROJECT, tags=("projects",))
@@ -128,7 +119,7 @@ async def get_project(request: web.Request) -> web.Response:
     row = await request.app[CONTEXT].pool.fetchrow(Q.api_project_get, project_id)
     if row is None:
         raise not_found(f"project {project_id}")
-    return responses.ok(dict(row))
+    return responses.ok(project_json(row))
 
 
 @doc("Update a project: the fields given change, the others stay", response=PROJECT,
@@ -144,14 +135,17 @@ async def update_project(request: web.Request) -> web.Response:
         raise not_found(f"project {project_id}")
     base = ProjectSpec(**{f.name: current[f.name] for f in attrs.fields(ProjectSpec)})
     spec = ProjectSpec.from_body(body, base)
-    check_repository_url(spec.repository_url, ctx.config.server.allowed_url_schemes)
+    if spec.repository_url == safety.shown_url(base.repository_url):
+        # A client that sends back what it read sends the masked URL: keep the real one.
+        spec = attrs.evolve(spec, repository_url=base.repository_url)
+    check_repository_url(spec.repository_url, ctx.config)
     try:
         row = await ctx.pool.fetchrow(Q.api_project_update, project_id, *spec.row())
     except asyncpg.UniqueViolationError:
         raise conflict(f"name: a project named {spec.name!r} already exists") from None
     if row is None:
         raise not_found(f"project {project_id}")
-    return responses.ok(dict(row))
+    return responses.ok(project_json(row))
 
 
 @doc("Delete a project with its jobsets, evaluations and builds", response=DELETED,

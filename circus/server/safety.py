@@ -1,23 +1,25 @@
 """HTTP safety: rate limit per client address (429), CORS, security headers on every
-response, and which repository URL schemes a project may use."""
+response; and the server's side of what a project may fetch: repository URLs, jobset
+inputs, homepages and who may repoint a project. Every front end (/api/v1, Hydra's API,
+the dashboard, the setup wizard) calls these, and they call `circus.sources`, which the
+evaluator applies again before it fetches."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator, Sequence
 
 import attrs
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from circus.config import ServerConfig
-from circus.server import responses
+from circus import sources
+from circus.config import Config, ServerConfig
+from circus.server import auth, responses
+from circus.server.errors import ApiError, bad_field
 from circus.server.keys import CONTEXT
-
-# With `server.allowed_url_schemes` empty: remote git only. `file` would let anyone who
-# may create a project read the server's disk; `ext::` runs a command (git's ext remote).
-DEFAULT_URL_SCHEMES = ("https", "http", "ssh", "git", "git+ssh", "git+https", "git+http",
-                       "ssh+git")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -42,7 +44,60 @@ _SWEEP_EVERY = 10_000
 
 def allowed_url_schemes(configured: list[str]) -> list[str]:
     """The schemes a repository URL may have: the configured list, or the default one."""
-    return [s.lower() for s in configured] or list(DEFAULT_URL_SCHEMES)
+    return sources.allowed_url_schemes(configured)
+
+
+@contextlib.contextmanager
+def bad_input() -> Iterator[None]:
+    """A refused source is the caller's bad input: 400 naming the field."""
+    try:
+        yield
+    except sources.SourceRefused as exc:
+        raise bad_field(exc.field, exc.problem) from None
+
+
+def check_git_url(url: str, config: Config, field: str = "repository_url") -> None:
+    """400 unless git may fetch `url` (scheme, transport, private addresses)."""
+    with bad_input():
+        sources.check_git_url(url, sources.Policy.of(config), field)
+
+
+async def check_git_host(url: str, config: Config, field: str = "repository_url") -> None:
+    """400 when the URL's host name resolves to a private address (before git runs)."""
+    with bad_input():
+        await sources.check_resolved(url, sources.Policy.of(config), field)
+
+
+def check_homepage(url: str, field: str = "homepage") -> None:
+    with bad_input():
+        sources.check_homepage(url, field)
+
+
+def check_inputs(who: auth.Principal, inputs: Sequence[tuple[str, str, str]],
+                 config: Config, field: str | None = None) -> None:
+    """Jobset inputs (name, type, value) as every front end takes them: adding any needs
+    `administer` (what /api/v1's input routes ask), a path input must lie inside
+    `evaluator.allowed_path_inputs`, a git input's URL passes the repository URL check."""
+    if inputs and not who.may(auth.ADMIN):
+        raise ApiError(403, f"{who.describe()} may not add jobset inputs "
+                            f"({', '.join(i[0] for i in inputs)}): that needs administer")
+    policy = sources.Policy.of(config)
+    for name, kind, value in inputs:
+        with bad_input():
+            sources.check_input(kind, value, policy, field or f"inputs.{name}.value")
+
+
+def check_repository_change(who: auth.Principal, current: str | None, new: str) -> None:
+    """Pointing a project at another repository is an admin's, on every front end: the
+    project's builds, cache and channels would serve whatever the new one holds."""
+    if current and current != new and not who.may(auth.ADMIN):
+        raise ApiError(403, f"{who.describe()} may not change the repository of a project "
+                            "(it needs administer)")
+
+
+def shown_url(url: str | None) -> str | None:
+    """A repository URL as responses and logs show it: credentials masked."""
+    return None if url is None else sources.redact(url)
 
 
 @attrs.define

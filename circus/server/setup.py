@@ -5,7 +5,6 @@ its jobsets, in one transaction)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 from typing import Any
 
@@ -14,22 +13,20 @@ import attrs
 import structlog
 from aiohttp import web
 
+from circus import sources
+from circus.config import Config
 from circus.db.queries import Q
-from circus.server import auth, params, responses
+from circus.server import auth, params, responses, safety
 from circus.server.errors import ApiError, bad_field, conflict
 from circus.server.jobsets import JOBSET, JobsetSpec
 from circus.server.keys import CONTEXT
 from circus.server.openapi import BOOL, STR, arr, doc, nullable, obj
-from circus.server.projects import PROJECT, ProjectSpec, check_repository_url
+from circus.server.projects import PROJECT, ProjectSpec, check_repository_url, project_json
 
 log = structlog.get_logger(__name__)
 
 # A probe answers an operator filling a form: it must not hang on a dead host.
 PROBE_TIMEOUT = 30.0
-# No prompt for credentials, and never a transport that runs a command (ext::).
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "SSH_ASKPASS": "/bin/true",
-           "GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
-GIT_SAFETY = ("-c", "protocol.ext.allow=never", "-c", "credential.helper=")
 
 TEMPLATES: dict[str, list[dict[str, Any]]] = {
     "flake": [{"name": "main", "flake": True, "nix_expression": "hydraJobs"}],
@@ -53,11 +50,12 @@ class GitResult:
     err: str
 
 
-async def _git(*args: str, cwd: str | None = None) -> GitResult:
+async def _git(policy: sources.Policy, *args: str, cwd: str | None = None) -> GitResult:
+    # Only the allowed protocols, no prompt, no credential helper (circus.sources).
     proc = await asyncio.create_subprocess_exec(
-        "git", *GIT_SAFETY, *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        *sources.git_argv(policy, *args), cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **GIT_ENV})
+        env=sources.git_env())
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             out, err = await proc.communicate()
@@ -66,7 +64,7 @@ async def _git(*args: str, cwd: str | None = None) -> GitResult:
         await proc.wait()
         return GitResult(False, "", f"git {args[0]} timed out after {PROBE_TIMEOUT:g} s")
     return GitResult(proc.returncode == 0, out.decode(errors="replace"),
-                     err.decode(errors="replace").strip())
+                     sources.redact(err.decode(errors="replace").strip()))
 
 
 def _default_branch(ls_remote: str) -> tuple[str | None, str | None]:
@@ -82,11 +80,14 @@ def _default_branch(ls_remote: str) -> tuple[str | None, str | None]:
     return branch, head
 
 
-async def probe_repository(url: str) -> dict[str, Any]:
-    found: dict[str, Any] = {"repository_url": url, "reachable": False,
+async def probe_repository(url: str, config: Config) -> dict[str, Any]:
+    """What git sees at `url`; 400 when its host resolves to a refused address."""
+    await safety.check_git_host(url, config)
+    policy = sources.Policy.of(config)
+    found: dict[str, Any] = {"repository_url": safety.shown_url(url), "reachable": False,
                              "default_branch": None, "head": None, "has_flake": False,
                              "suggested_template": "legacy", "error": None}
-    listed = await _git("ls-remote", "--symref", "--", url, "HEAD")
+    listed = await _git(policy, "ls-remote", "--symref", "--", url, "HEAD")
     if not listed.ok:
         found["error"] = listed.err.splitlines()[-1] if listed.err else "git ls-remote failed"
         return found
@@ -95,11 +96,11 @@ async def probe_repository(url: str) -> dict[str, Any]:
     if found["head"] is None:  # reachable but empty: nothing to look into
         return found
     with tempfile.TemporaryDirectory(prefix="circus-probe-") as tmp:
-        init = await _git("init", "-q", tmp)
-        fetched = init.ok and (await _git("fetch", "-q", "--depth", "1", "--", url, "HEAD",
+        init = await _git(policy, "init", "-q", tmp)
+        fetched = init.ok and (await _git(policy, "fetch", "-q", "--depth", "1", "--", url, "HEAD",
                                           cwd=tmp)).ok
         if fetched:
-            found["has_flake"] = (await _git("cat-file", "-e", "FETCH_HEAD:flake.nix",
+            found["has_flake"] = (await _git(policy, "cat-file", "-e", "FETCH_HEAD:flake.nix",
                                              cwd=tmp)).ok
     found["suggested_template"] = "flake" if found["has_flake"] else "legacy"
     return found
@@ -107,9 +108,7 @@ async def probe_repository(url: str) -> dict[str, Any]:
 
 def _url(request: web.Request, body: dict[str, Any]) -> str:
     url = params.text(body, "repository_url")
-    check_repository_url(url, request.app[CONTEXT].config.server.allowed_url_schemes)
-    if url.startswith("-"):
-        raise bad_field("repository_url", "must not start with '-'")
+    check_repository_url(url, request.app[CONTEXT].config)
     return url
 
 
@@ -120,8 +119,8 @@ def _url(request: web.Request, body: dict[str, Any]) -> str:
 @auth.requires(auth.ADMIN)
 async def probe(request: web.Request) -> web.Response:
     url = _url(request, await params.json_body(request))
-    found = await probe_repository(url)
-    log.info("repository probed", url=url, reachable=found["reachable"],
+    found = await probe_repository(url, request.app[CONTEXT].config)
+    log.info("repository probed", url=safety.shown_url(url), reachable=found["reachable"],
              has_flake=found["has_flake"])
     return responses.ok(found)
 
@@ -162,7 +161,7 @@ async def setup(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     try:
         async with pool.acquire() as conn, conn.transaction():
-            project = dict(await conn.fetchrow(Q.api_project_insert, *spec.row()))
+            project = project_json(await conn.fetchrow(Q.api_project_insert, *spec.row()))
             rows = [dict(await conn.fetchrow(Q.api_jobset_insert, project["id"], *j.row()))
                     for j in jobsets]
     except asyncpg.UniqueViolationError:
