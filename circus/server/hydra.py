@@ -73,7 +73,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(one + "/latest-eval", _json("Hydra: the latest finished evaluation",
                                                p.latest_eval, **_REDIRECT))
     router.add_get("/api/jobsets", _json("Hydra: jobset overview", p.api_jobsets))
-    push = _json("Hydra: trigger jobsets", p.api_push, permission=auth.TRIGGER)
+    # GET stays for Hydra's scripts, but not on the session cookie alone (hydra_projects).
+    push = _json("Hydra: trigger jobsets", p.api_push, permission=auth.TRIGGER,
+                 description="GET with only the session cookie is a 403: send the "
+                             "X-CSRF-Token header, an API key, or POST.")
     for method in ("GET", "POST", "PUT"):
         router.add_route(method, "/api/push", push)
 
