@@ -7,10 +7,21 @@ import sys
 
 import structlog
 
+from circus import sources
 from circus.config import TracingConfig
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
            "warn": logging.WARNING, "error": logging.ERROR}
+
+
+def _mask_credentials(logger: object, method: str,
+                      event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """No log line shows the credentials of a URL (a repository's token, a database's
+    password), whichever module logged it: every string value is masked here."""
+    for key, value in event.items():
+        if isinstance(value, str) and "@" in value:
+            event[key] = sources.redact(value)
+    return event
 
 
 def setup(tracing: TracingConfig) -> None:
@@ -18,12 +29,14 @@ def setup(tracing: TracingConfig) -> None:
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        _mask_credentials,
     ]
     if tracing.show_targets:
         processors.append(structlog.stdlib.add_logger_name)
     if tracing.show_timestamps:
         processors.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
     processors.append(structlog.processors.format_exc_info)
+    processors.append(_mask_credentials)  # and in the tracebacks just formatted
     if tracing.format == "json":
         processors.append(structlog.processors.JSONRenderer())
     else:

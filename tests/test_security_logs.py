@@ -234,7 +234,9 @@ async def test_ten_readers_of_a_200_mib_log_keep_the_server_small(
     config = make_config({"logs": {"max_size": 256 * MiB}})
     drv = instantiate(tmp_path, f'mk {{ name = "huge"; script = "{_printer(HUGE)}"; }}')
     build = await add_build(pool, await make_jobset(pool), "huge", drv)
-    server = Circus(tmp_path, database_url, "server", "server").start()
+    # Ten readers from one address: more than the per-client stream cap allows by default.
+    server = Circus(tmp_path, database_url, "server", "server",
+                    settings={"CIRCUS_SERVER__MAX_STREAMS_PER_CLIENT": "64"}).start()
     peak: list[int] = []
     guard = asyncio.create_task(_guard(server, peak))
     started = time.monotonic()

@@ -226,6 +226,10 @@ async def test_credentials_in_repository_urls_are_never_shown(
             resp = await client.get(path, headers={"Accept": "application/json"})
             assert resp.status == 200, path
             shown.append(await resp.text())
+        for page in ("/projects", "/project/p"):  # the dashboard, as a browser asks
+            resp = await client.get(page, headers={"Accept": "text/html"})
+            assert resp.status == 200 and "***@git.invalid" in await resp.text(), page
+            shown.append(await resp.text())
         # Sending back what was shown keeps the real URL.
         resp = await client.put(f"/api/v1/projects/{project['id']}", headers=ADMIN,
                                 json={"repository_url": project["repository_url"]})
@@ -240,3 +244,20 @@ async def test_credentials_in_repository_urls_are_never_shown(
     assert [text for text in shown if TOKEN in text] == []
     assert await pool.fetchval("SELECT repository_url FROM projects") == url
     assert await pool.fetchval("SELECT value FROM jobset_inputs") == f"{url} main"
+
+
+def test_no_log_line_shows_a_urls_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    from circus import config as configuration
+    from circus import logging as circus_logging
+
+    circus_logging.setup(configuration.TracingConfig(format="json", show_targets=False))
+    try:
+        structlog.get_logger("anywhere").error(
+            "fetch failed", repo=f"https://ci-bot:{TOKEN}@git.invalid/r.git",
+            error=f"fatal: unable to access 'https://ci-bot:{TOKEN}@git.invalid/'")
+    finally:
+        structlog.reset_defaults()
+    err = capsys.readouterr().err
+    assert "https://***@git.invalid/r.git" in err and TOKEN not in err

@@ -20,7 +20,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from circus.db import bus
 from circus.db.queries import Q
-from circus.server import ansi, buildstatus, logs, params
+from circus.server import ansi, buildstatus, limits, logs, params
 from circus.server.dashboard_view import arg, html_errors, render, viewer
 from circus.server.errors import bad_field, not_found
 from circus.server.keys import CLOSING, CONTEXT, STREAMS
@@ -145,7 +145,8 @@ async def log_live(request: web.Request) -> web.StreamResponse:
                 text, snap = await cursor.advance(conn)
             if snap is None:
                 raise not_found(f"build {build_id}")
-            async with sse_response(request) as sse:
+            # A stream holds a slot (capped per server and per client) for its life.
+            async with limits.stream_slot(request), sse_response(request) as sse:
                 try:
                     await _pump(request.app, sse, sub, cursor, converter, text, snap)
                 except (ConnectionResetError, TimeoutError):

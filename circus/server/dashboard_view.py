@@ -14,7 +14,7 @@ import attrs
 import structlog
 from aiohttp import web
 
-from circus.server import auth, buildstatus, params, sessions
+from circus.server import auth, buildstatus, params, safety, sessions
 from circus.server.errors import ApiError
 
 log = structlog.get_logger(__name__)
@@ -136,7 +136,7 @@ def timestamp(when: datetime.datetime | None) -> str:
 def jinja_helpers() -> dict[str, Any]:
     """Functions and filters every template may call."""
     return {"status_name": status_name, "status_class": status_class, "ago": ago,
-            "duration": duration, "timestamp": timestamp}
+            "duration": duration, "timestamp": timestamp, "shown_url": safety.shown_url}
 
 
 async def render(request: web.Request, template: str, context: dict[str, Any],

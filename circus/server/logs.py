@@ -23,7 +23,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from circus import logstore
 from circus.db import bus
 from circus.db.queries import Q
-from circus.server import buildstatus, params, responses
+from circus.server import buildstatus, limits, params, responses
 from circus.server.errors import ApiError, bad_field, not_found
 from circus.server.keys import CLOSING, CONTEXT, STREAMS
 from circus.server.openapi import doc, query
@@ -343,7 +343,8 @@ async def stream_log(request: web.Request) -> web.StreamResponse:
                 text, snap = await cursor.advance(conn)
             if snap is None:
                 raise not_found(f"build {build_id}")
-            async with sse_response(request) as sse:
+            # A stream holds a slot (capped per server and per client) for its life.
+            async with limits.stream_slot(request), sse_response(request) as sse:
                 try:
                     await _pump(sse, sub, cursor, text, snap, request.app)
                 except (ConnectionResetError, TimeoutError):
