@@ -43,7 +43,9 @@ async def test_channel_follows_only_green_evaluations(make_config, database_url,
                 assert r.status == 403
             async with s.post("/api/v1/channels", json={**body, "jobset_id": other + 99},
                               headers=ADMIN) as r:
-                assert r.status == 400
+                # The body names a jobset that does not exist (in that project).
+                assert r.status == 404
+                assert f"jobset {other + 99} of project" in (await r.json())["error"]
             async with s.post("/api/v1/channels", json=body, headers=ADMIN) as r:
                 assert r.status == 201, await r.text()
                 channel = await r.json()

@@ -25,6 +25,7 @@ from tests.e2e import ADMIN_KEY, READONLY_KEY, Circus
 MAX_EXAMPLES = 4
 # Extra CLI arguments (e.g. `--include-path-regex ^/api/v1/` while debugging one area).
 EXTRA = os.environ.get("CIRCUS_SCHEMATHESIS_ARGS", "").split()
+CONFIG = Path(__file__).parent / "data" / "schemathesis.toml"
 CALLERS = {"admin": ADMIN_KEY, "read-only": READONLY_KEY, "anonymous": None}
 
 
@@ -62,7 +63,7 @@ def test_schemathesis_finds_no_failure(server: Circus, caller: str, tmp_path: Pa
     key = CALLERS[caller]
     auth = ["-H", f"Authorization: Bearer {key}"] if key else []
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "schemathesis"), "run",
+        [str(Path(sys.executable).parent / "schemathesis"), "--config-file", str(CONFIG), "run",
          f"{server.url}/api/v1/openapi.json", *auth,
          "--checks", "all", "--mode", "all", "--phases", "examples,coverage,fuzzing",
          "--max-examples", str(MAX_EXAMPLES), "--seed", "3",

@@ -29,7 +29,9 @@ ME = obj(required=("kind", "name", "role", "permissions", "csrf_token"),
          permissions=arr(STR), csrf_token=nullable(STR), id=nullable(INT),
          has_password=BOOL,
          **{k: v for k, v in USER["properties"].items() if k not in ("id", "role")})
-LOGIN = obj(required=(), username=STR, password=STR, api_key=STR)
+# An API key, or a username with its password.
+LOGIN = {**obj(required=(), username=STR, password=STR, api_key=STR),
+         "anyOf": [{"required": ["api_key"]}, {"required": ["username", "password"]}]}
 USER_FIELDS = ("id", "username", "email", "full_name", "role", "auth_source", "enabled",
                "declarative", "created_at", "updated_at", "last_login_at")
 

@@ -31,7 +31,9 @@ MAX_NAME = 100
 API_KEY = obj(id=INT, name=STR, role=STR, declarative=BOOL, created_at=TIME,
               last_used_at=nullable(TIME))
 NEW_KEY = obj(**API_KEY["properties"], key=STR)
-KEY_BODY = obj(required=("name",), name=STR,
+# The name is stripped, then 1 to 100 characters: at least one that is not a space.
+KEY_BODY = obj(required=("name",), name={"type": "string", "maxLength": 100,
+                                         "pattern": r"\S"},
                role={"type": "string", "enum": list(auth.ROLES)})
 
 

@@ -58,7 +58,8 @@ FILTER_QUERY = {
     "project_id": query({"type": "integer", "minimum": 1}),
     "jobset_id": query({"type": "integer", "minimum": 1}),
     "evaluation_id": query({"type": "integer", "minimum": 1}),
-    "status": query(STR, "queued, running, finished, a status name or a code 0-11"),
+    "status": query({"type": "string", "enum": buildstatus.filter_values()},
+                    "queued, running, finished, a status name or a code 0-11"),
     "job": query(STR),
     "system": query(STR),
 }

@@ -21,16 +21,18 @@ def name(state: str, buildstatus: int | None) -> str:
     return CODE_NAMES.get(buildstatus, f"status-{buildstatus}")
 
 
+def filter_values() -> list[str]:
+    """Every value `status=` takes, as the OpenAPI document lists them."""
+    return [*STATES, *CODE_NAMES.values(), *_ALIASES, *(str(c) for c in range(MAX_CODE + 1))]
+
+
 def parse_filter(raw: str) -> tuple[str | None, int | None]:
     """`status=` as (state, buildstatus): a queue state, a name or a numeric code."""
-    text = raw.strip().lower().replace("_", "-")
+    text = raw
     if text in STATES:
         return text, None
-    if text.isdigit():
-        code = int(text)
-        if code > MAX_CODE:
-            raise bad_field("status", f"buildstatus codes are 0-{MAX_CODE}, got {code}")
-        return None, code
+    if text in {str(code) for code in range(MAX_CODE + 1)}:
+        return None, int(text)
     codes = {v: k for k, v in CODE_NAMES.items()} | _ALIASES
     if text in codes:
         return None, codes[text]

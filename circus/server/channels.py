@@ -24,6 +24,7 @@ from circus.server.keys import CONTEXT
 from circus.server.openapi import (
     DELETED,
     INT,
+    NAME,
     PAGE_QUERY,
     STR,
     TIME,
@@ -38,9 +39,10 @@ from circus.server.projects import resolve_project_id
 CHANNEL = obj(id=INT, project_id=INT, jobset_id=INT, name=STR, description=STR,
               current_evaluation_id=nullable(INT), promoted_at=nullable(TIME),
               created_at=TIME, updated_at=TIME)
-CREATE_BODY = obj(("name", "project_id", "jobset_id"), name=STR, project_id=INT,
-                  jobset_id=INT, description=STR)
-UPDATE_BODY = obj((), name=STR, description=STR)
+_ID = {"type": "integer", "minimum": 1, "maximum": params.MAX_ID}
+CREATE_BODY = obj(("name", "project_id", "jobset_id"), name=NAME, project_id=_ID,
+                  jobset_id=_ID, description=STR)
+UPDATE_BODY = obj((), name=NAME, description=STR)
 BINARY = {"type": "string", "format": "binary"}
 TAGS = ("channels",)
 
@@ -107,7 +109,7 @@ async def create_channel(request: web.Request) -> web.Response:
     except asyncpg.UniqueViolationError:
         raise _duplicate(name) from None
     if row is None:
-        raise bad_field("jobset_id", f"project {project_id} has no jobset {jobset_id}")
+        raise not_found(f"jobset {jobset_id} of project {project_id}")
     await promotion.advance(pool, channel_ids=[row["id"]])
     return responses.ok(_present(await pool.fetchrow(Q.channel_get, row["id"])), status=201)
 

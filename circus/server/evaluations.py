@@ -80,6 +80,9 @@ async def get_evaluation(request: web.Request) -> web.Response:
 async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
     """The jobset to evaluate: `jobset_id`, or `project` and `jobset` names."""
     pool = request.app[CONTEXT].pool
+    for field in ("project", "jobset"):  # wrong types are refused even beside jobset_id
+        if field in body:
+            params.text(body, field)
     if "jobset_id" in body:
         jobset_id = params.integer(body, "jobset_id", 0, minimum=1, maximum=params.MAX_ID)
         return jobset_id
@@ -95,8 +98,10 @@ async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
 
 @doc("Ask for an evaluation of a jobset now (by `jobset_id`, or `project` and `jobset`)",
      status=202, permission=auth.TRIGGER, tags=("evaluations",),
-     body=obj(required=(), jobset_id={"type": "integer", "minimum": 1}, project=STR,
-              jobset=STR),
+     body={**obj(required=(), jobset_id={"type": "integer", "minimum": 1,
+                                         "maximum": params.MAX_ID},
+                 project=STR, jobset=STR),
+           "anyOf": [{"required": ["jobset_id"]}, {"required": ["project", "jobset"]}]},
      response=obj(jobset_id=INT, project_id=INT, jobset=STR, trigger_time=TIME,
                   triggered={"type": "boolean"}))
 @auth.requires(auth.TRIGGER)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from circus.server import auth, hydra_builds, hydra_login, hydra_projects
+from circus.server import auth, hydra_builds, hydra_login, hydra_projects, search
 from circus.server.hydra_dispatch import Handler, negotiated
-from circus.server.openapi import ANY, doc, obj
+from circus.server.openapi import ANY, STR, doc, obj, query
 
 _TAGS = ("hydra",)
 _REDIRECT = dict(status=302, content_type=None)
@@ -72,7 +72,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(one + "/evals", _page("Hydra: a jobset's evaluations", p.jobset_evals))
     router.add_get(one + "/latest-eval", _json("Hydra: the latest finished evaluation",
                                                p.latest_eval, **_REDIRECT))
-    router.add_get("/api/jobsets", _json("Hydra: jobset overview", p.api_jobsets))
+    router.add_get("/api/jobsets", _json("Hydra: jobset overview", p.api_jobsets, query={
+        "project": query({**STR, "minLength": 1}, "the project's name", required=True)}))
     # GET stays for Hydra's scripts, but not on the session cookie alone (hydra_projects).
     push = _json("Hydra: trigger jobsets", p.api_push, permission=auth.TRIGGER,
                  description="GET with only the session cookie is a 403: send the "
@@ -104,7 +105,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     for path, summary, view, extra in jobs:
         if _free(router, "GET", path):
             router.add_get(path, _json(f"Hydra: {summary}", view, **extra))
-    router.add_get("/search", _json("Hydra: search", b.search))
+    router.add_get("/search", _json("Hydra: search", b.search, query=search.HYDRA_QUERY))
     router.add_get("/api/latestbuilds", _json("Hydra: latest builds", b.latest_builds))
     router.add_get("/api/queue", _json("Hydra: the queue", b.queue))
     router.add_get("/api/nrbuilds", _json("Hydra: finished builds per period", b.nr_builds))

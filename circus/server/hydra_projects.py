@@ -61,7 +61,7 @@ async def put_project(request: web.Request) -> web.Response:
     body = await read(request)
     new_name = text(body, "name", name) or name
     for candidate in (name, new_name):
-        if not NAME_RE.match(candidate):
+        if not NAME_RE.fullmatch(candidate):
             raise bad(f"Invalid project identifier {q(candidate)}.")
     if "homepage" in body:
         safety.check_homepage(text(body, "homepage"))
@@ -118,7 +118,7 @@ def _inputs(body: dict[str, Any]) -> list[tuple[str, str, str]]:
         raise bad("Invalid value for \u2018inputs\u2019: expected an object of inputs by name.")
     out = []
     for name, spec in raw.items():
-        if not INPUT_NAME_RE.match(name):
+        if not INPUT_NAME_RE.fullmatch(name):
             raise bad(f"Invalid input name {q(name)}.")
         if not isinstance(spec, dict):
             raise bad(f"Invalid input {q(name)}: expected an object with type and value.")
@@ -141,7 +141,7 @@ def _source(body: dict[str, Any], inputs: list[tuple[str, str, str]]
         return True, url, branch, "hydraJobs"
     input_name = text(body, "nixexprinput")
     path = text(body, "nixexprpath").strip()
-    if not INPUT_NAME_RE.match(input_name):
+    if not INPUT_NAME_RE.fullmatch(input_name):
         raise bad(f"Invalid Nix expression input name {q(input_name)}.")
     if not path or path.startswith("/") or ".." in path.split("/"):
         raise bad(f"Invalid Nix expression path {q(path)}.")
@@ -166,7 +166,7 @@ async def put_jobset(request: web.Request) -> web.Response:
         raise project_missing(project)
     exists = await pool.fetchrow(Q.hydra_jobset, project, name)
     await require(request, auth.ADMIN if exists else auth.CREATE_JOBSET)
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise bad(f"Invalid jobset identifier {q(name)}.")
     body = await read(request)
     current = owner["repository_url"]

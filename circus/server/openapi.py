@@ -26,7 +26,8 @@ import attrs
 from aiohttp import web
 
 from circus.server import responses
-from circus.server.params import MAX_OFFSET
+from circus.server.params import MAX_OFFSET, NAME_RE
+from circus.server.sessions import COOKIE as SESSION_COOKIE
 
 ATTRIBUTE = "__openapi__"
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -40,6 +41,8 @@ STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
 NUM: Schema = {"type": "number"}
 BOOL: Schema = {"type": "boolean"}
+# A project, jobset or channel name, exactly as params.name checks it.
+NAME: Schema = {"type": "string", "pattern": NAME_RE.pattern}
 TIME: Schema = {"type": "string", "format": "date-time"}
 ANY: Schema = {}
 
@@ -90,6 +93,8 @@ class Operation:
     # A tuple where the answer depends on Accept (Hydra's URLs are also dashboard pages).
     content_type: str | tuple[str, ...] | None = "application/json"
     body: Schema | None = None
+    # False where the route also answers without a body (a form with no fields).
+    body_required: bool = True
     # A dashboard form posts application/x-www-form-urlencoded.
     body_content_type: str = "application/json"
     query: Mapping[str, Schema] = attrs.Factory(dict)
@@ -225,7 +230,7 @@ def _operation(method: str, path: str, patterns: dict[str, str], op: Operation |
         parameters.append(param)
     out["parameters"] = parameters
     if op.body is not None:
-        out["requestBody"] = {"required": True,
+        out["requestBody"] = {"required": op.body_required,
                               "content": {op.body_content_type: {"schema": op.body}}}
     responses_[str(op.status)] = _response(op.content_type, op.response, op.summary)
     for status, (ctype, schema, text) in op.extra.items():
@@ -233,7 +238,8 @@ def _operation(method: str, path: str, patterns: dict[str, str], op: Operation |
     out["responses"] = responses_
     if op.permission:
         out["x-permission"] = op.permission
-        out["security"] = [{"bearer": []}]
+        # An API key, or a browser's session cookie (writes with it send X-CSRF-Token).
+        out["security"] = [{"bearer": []}, {"session": []}]
     return out
 
 
@@ -269,7 +275,9 @@ def document(app: web.Application) -> dict[str, Any]:
                  "description": "Continuous integration for Nix projects. Reads are public; "
                                 "writes need `Authorization: Bearer <api key>`."},
         "paths": paths,
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE}}},
     }
 
 

@@ -213,7 +213,8 @@ def integer(body: dict[str, Any], field: str, default: int, minimum: int = 0,
 def name(body: dict[str, Any], field: str = "name", default: Any = REQUIRED,
          pattern: re.Pattern[str] = NAME_RE) -> str:
     value = text(body, field, default)
-    if not pattern.match(value):
+    # fullmatch: `$` alone would also take a name with a trailing newline.
+    if not pattern.fullmatch(value):
         raise bad_field(field, f"{value!r} is not a valid name (must match {pattern.pattern})")
     return value
 

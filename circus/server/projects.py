@@ -17,6 +17,7 @@ from circus.server.openapi import (
     BOOL,
     DELETED,
     INT,
+    NAME,
     PAGE_QUERY,
     STR,
     TIME,
@@ -27,7 +28,7 @@ from circus.server.openapi import (
 
 PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
               homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
-_PROJECT_FIELDS = dict(name=STR, repository_url=STR, description=STR, display_name=STR,
+_PROJECT_FIELDS = dict(name=NAME, repository_url=STR, description=STR, display_name=STR,
                        homepage=STR, enabled=BOOL)
 PROJECT_BODY = obj(required=("name", "repository_url"), **_PROJECT_FIELDS)
 PROJECT_UPDATE = obj(required=(), **_PROJECT_FIELDS)

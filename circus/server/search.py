@@ -26,6 +26,10 @@ QUICK_LIMIT = 10
 # Hydra's /search: hits per kind (projects, jobsets, jobs, outputs, derivations).
 HYDRA_LIMIT = 50
 HYDRA_SEARCH_RE = re.compile(r"^[a-zA-Z0-9_\-/.+]+$")
+# Hydra's `query`, as hydra_query checks it.
+HYDRA_QUERY = {"query": query({"type": "string", "pattern": HYDRA_SEARCH_RE.pattern,
+                               "minLength": MIN_QUERY, "maxLength": MAX_QUERY},
+                              "project, jobset, job or derivation name", required=True)}
 
 PROJECT_HIT = obj(id=INT, name=STR, display_name=STR, description=STR)
 JOBSET_HIT = obj(id=INT, name=STR, project_id=INT, project=STR, description=STR)
@@ -118,10 +122,10 @@ async def quick_search(request: web.Request) -> web.Response:
 
 def hydra_query(request: web.Request) -> str:
     """Hydra's `query`, refused in Hydra's words (a 400 here, where Hydra says 500)."""
-    text = request.query.get("query", "").strip()
+    text = request.query.get("query", "")
     if not text:
         raise ApiError(400, "Query is empty.")
-    if not HYDRA_SEARCH_RE.match(text):
+    if not HYDRA_SEARCH_RE.fullmatch(text):
         raise ApiError(400, "Invalid character in query.")
     if not MIN_QUERY <= len(text) <= MAX_QUERY:
         raise ApiError(400, f"Query must be {MIN_QUERY} to {MAX_QUERY} characters long.")

@@ -20,7 +20,7 @@ from circus.server import auth, params, responses, safety
 from circus.server.errors import ApiError, bad_field, conflict
 from circus.server.jobsets import JOBSET, JobsetSpec
 from circus.server.keys import CONTEXT
-from circus.server.openapi import BOOL, STR, arr, doc, nullable, obj
+from circus.server.openapi import BOOL, NAME, STR, arr, doc, nullable, obj
 from circus.server.projects import PROJECT, ProjectSpec, check_repository_url, project_json
 
 log = structlog.get_logger(__name__)
@@ -37,10 +37,10 @@ TEMPLATES: dict[str, list[dict[str, Any]]] = {
 PROBE = obj(repository_url=STR, reachable=BOOL, default_branch=nullable(STR),
             head=nullable(STR), has_flake=BOOL, suggested_template=STR, error=nullable(STR))
 SETUP_BODY = obj(
-    required=("name", "repository_url"), name=STR, repository_url=STR,
+    required=("name", "repository_url"), name=NAME, repository_url=STR,
     template={"type": "string", "enum": list(TEMPLATES)}, branch=nullable(STR),
     description=STR, display_name=STR, homepage=STR,
-    jobsets=arr({"type": "object", "properties": {"name": STR}, "required": ["name"]}))
+    jobsets=arr({"type": "object", "properties": {"name": NAME}, "required": ["name"]}))
 
 
 @attrs.frozen

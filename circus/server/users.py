@@ -29,14 +29,19 @@ from circus.services import login as logins
 
 # The rule lives with the login operation (a name that cannot exist is never hashed).
 USERNAME_RE = logins.USERNAME_RE
+USERNAME = {"type": "string", "pattern": USERNAME_RE.pattern}
 MAX_TEXT = 200
 
-_USER_FIELDS = dict(username=STR, email=nullable(STR), full_name=STR, password=STR,
+# A new password, as passwords.problem checks it; null: none (GitHub or LDAP only).
+NEW_PASSWORD = {"type": "string", "minLength": passwords.MIN_LENGTH,
+                "maxLength": passwords.MAX_LENGTH}
+_USER_FIELDS = dict(username=USERNAME, email=nullable(STR), full_name=STR,
+                    password=nullable(NEW_PASSWORD),
                     role=accounts.ROLE, enabled=BOOL)
 USER_BODY = obj(required=("username",), **_USER_FIELDS)
 USER_UPDATE = obj(required=(), **_USER_FIELDS)
 ME_UPDATE = obj(required=(), email=nullable(STR), full_name=STR)
-PASSWORD_BODY = obj(current_password=STR, new_password=STR)
+PASSWORD_BODY = obj(current_password=STR, new_password=NEW_PASSWORD)
 STAR = obj(id=INT, jobset_id=INT, jobset=STR, project_id=INT, project=STR, job=STR,
            created_at=TIME)
 STAR_BODY = obj(jobset_id=INT, job=STR)

@@ -181,7 +181,7 @@ async def begin(pool: asyncpg.Pool, limits: Limits, client: Client, username: st
     The attempt counts as a failure from here on; `succeeded` takes it back.
     """
     check_origin(client)
-    if not USERNAME_RE.match(username):
+    if not USERNAME_RE.fullmatch(username):
         raise BadCredentials("invalid username or password")
     await _take_address(pool, limits, client.address)
     await _take_account(pool, limits, username)

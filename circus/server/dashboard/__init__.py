@@ -24,6 +24,8 @@ from circus.server import (
     openapi,
 )
 from circus.server.dashboard_view import Handler, jinja_helpers
+from circus.server.openapi import NAME, Schema, obj
+from circus.server.users import USERNAME
 
 log = structlog.get_logger(__name__)
 
@@ -86,11 +88,24 @@ _PAGE_DOC = {"content_type": "text/html", "error_content_type": "text/html",
              "response": _HTML, "tags": ("dashboard",),
              "extra": {303: (None, None, "a redirect to the page's canonical address")}}
 _FORM_DOC = {"status": 303, "content_type": None, "error_content_type": "text/html",
-             "body": {"type": "object"},
+             "body": {"type": "object"}, "body_required": False,
              "body_content_type": "application/x-www-form-urlencoded", "tags": ("dashboard",),
              "extra": {200: ("text/html", _HTML, "the page again, with the result"),
                        302: (None, None, "logged in: to the page asked for")},
              "description": "A dashboard form: the session's csrf_token comes as a field."}
+_TEXT = {"type": "string", "pattern": r"\S"}  # stripped, then not empty
+_URL = {"type": "string", "minLength": 1}
+# The fields a form cannot do without, as its handler checks them.
+_FORM_FIELDS: dict[Handler, Schema] = {
+    dashboard_forms.create_project: obj(("name", "repository_url"), name=NAME, repository_url=_URL),
+    dashboard_forms.wizard_probe: obj(("repository_url",), repository_url=_URL),
+    dashboard_forms.wizard_create: obj(("name", "repository_url"), name=NAME,
+                                       repository_url=_URL),
+    dashboard_forms.create_jobset: obj(("name",), name=NAME),
+    dashboard_forms.create_news: obj(("title",), title={**_TEXT, "maxLength": 200}),
+    dashboard_admin.create_key: obj(("name",), name={**_TEXT, "maxLength": 100}),
+    dashboard_admin.create_user: obj(("username",), username=USERNAME),
+}
 _SPECIAL_DOC: dict[Handler, dict] = {
     dashboard_build.log_before: {
         "response": {"type": "object", "properties": {"html": _HTML,
@@ -122,8 +137,10 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_get(path, _documented(handler, f"Dashboard page {path}", _PAGE_DOC,
                                                  path))
     for path, handler in _FORMS:
-        router.add_post(path, _documented(handler, f"Dashboard form {path}", _FORM_DOC,
-                                                  path))
+        spec = _FORM_DOC
+        if handler in _FORM_FIELDS:
+            spec = {**_FORM_DOC, "body": _FORM_FIELDS[handler], "body_required": True}
+        router.add_post(path, _documented(handler, f"Dashboard form {path}", spec, path))
     router.add_static("/static/", STATIC_DIR, name="static")
 
 
