@@ -220,25 +220,6 @@ SELECT 1 FROM builds b
  WHERE p.name = $1 AND j.name = $2 AND b.job = $3
  LIMIT 1;
 
--- name: hydra_search_projects
-SELECT name FROM projects
- WHERE name ILIKE $1 OR display_name ILIKE $1 OR description ILIKE $1
- ORDER BY name LIMIT $2;
-
--- name: hydra_search_jobsets
-SELECT p.name AS project, j.name
-  FROM jobsets j JOIN projects p ON p.id = j.project_id
- WHERE j.name ILIKE $1 OR j.description ILIKE $1
- ORDER BY p.name, j.name LIMIT $2;
-
--- name: hydra_search_builds_by_job
--- The newest successful build of every job whose name contains $1 (Hydra's "builds").
-SELECT DISTINCT ON (b.jobset_id, b.job) b.id
-  FROM builds b
- WHERE b.job ILIKE $1 AND b.buildstatus = 0
- ORDER BY b.jobset_id, b.job, b.id DESC
- LIMIT $2;
-
 -- name: hydra_search_builds_by_path
 -- Builds with an output at exactly this store path (Hydra's "buildsdrv" use the drv).
 SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
