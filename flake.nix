@@ -44,7 +44,7 @@
           # store; it runs with `bash etc/dev.sh test`, not in the sandbox.
           doCheck = false;
           # What `circus run` and `circus migrate` import.
-          pythonImportsCheck = [ "circus.cli" "circus.supervisor" "circus.admin" ];
+          pythonImportsCheck = [ "circus.cli" "circus.app.supervisor" "circus.app.migrate" ];
 
           meta = {
             inherit (pyproject.project) description;

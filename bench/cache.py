@@ -30,10 +30,10 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from circus.config import structure
+from circus.app.config import structure
 from circus.db import embedded, migrations
 from circus.nix.pathinfo import hash_part
-from circus.publish import Publisher
+from circus.runner.publish import Publisher
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import asyncpg
 
-from circus import config as configuration
-from circus import logging as circus_logging
-from circus.context import Context
+from circus.app import config as configuration
+from circus.app import logsetup as circus_logging
+from circus.app.context import Context
 from circus.db import embedded, migrations
 from circus.db.bus import Bus
 from circus.db.pool import create_pool

@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import sys
 
-from circus import config as configuration
-from circus import logging as circus_logging
+from circus.app import config as configuration
+from circus.app import logsetup as circus_logging
 from circus.db.migrations import MigrationError
 from circus.domain.errors import StartupError
 
@@ -43,19 +43,19 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(doctor.main())
         if args.command == "demo":
-            from circus import demo
+            from circus.app import demo
 
             return demo.main(args.state_dir, args.port)
         config = configuration.load()
         circus_logging.setup(config.tracing)
         if args.command == "run":
-            from circus import supervisor
+            from circus.app import supervisor
 
             roles = supervisor.parse_roles(args.roles)
             asyncio.run(supervisor.run(config, roles))
             return 0
         if args.command == "migrate":
-            from circus import admin
+            from circus.app import migrate as admin
 
             return asyncio.run(admin.migrate(config, args.action, getattr(args, "name", None)))
         if args.command == "config":

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from circus import config as configuration
+from circus.app import config as configuration
 from circus.db import embedded, migrations
 
 # Nix as the suite needs it, whatever the machine has: single-user as root with no build

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from circus.server import auth
-from circus.server.sessions import COOKIE
+from circus.server.accounts import auth
+from circus.server.accounts.sessions import COOKIE
 from tests.test_api_support import (
     ADMIN,
     READONLY_KEY,
@@ -75,7 +75,7 @@ async def test_password_login_sets_a_safe_session_cookie(client: TestClient,
 
 async def test_secure_cookie_when_forced(aiohttp_client: Any, context: Any,
                                          client: TestClient) -> None:
-    from circus.server.app import init_app
+    from circus.server.http.app import init_app
 
     await make_user(client)
     context.config.server.force_secure_cookies = True

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from circus import declarative, passwords
-from circus.config import Config, ConfigError, structure
+from circus.app.config import Config, ConfigError, structure
+from circus.services import declarative, passwords
 
 
 def _users(*users: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def test_declared_users_are_validated(user: dict[str, Any], message: str) -> Non
 
 
 def test_config_show_redacts_declared_passwords() -> None:
-    from circus.config import to_toml
+    from circus.app.config import to_toml
 
     shown = to_toml(structure(_users({"username": "a", "role": "admin",
                                       "password": "hunter2hunter2"})))

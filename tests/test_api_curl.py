@@ -11,8 +11,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from circus.context import Context
-from circus.server import role
+from circus.app.context import Context
+from circus.server.http import role
 from tests.test_api_support import (
     insert_build,
 )

@@ -9,8 +9,8 @@ import asyncpg
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from circus import logstore
 from circus.db import embedded
+from circus.store import logs as logstore
 from tests.test_api_support import (
     insert_build,
     seed_jobset,

@@ -84,9 +84,9 @@ async def test_writes_need_a_key_with_the_right_role(client: TestClient,
 
 async def test_legacy_server_api_key_is_admin(aiohttp_client, make_config, pool,
                                               database_url) -> None:
-    from circus.context import Context
+    from circus.app.context import Context
     from circus.db.bus import Bus
-    from circus.server.app import init_app
+    from circus.server.http.app import init_app
 
     ctx = Context(config=make_config({"server": {"api_key": "legacy-secret"}}), pool=pool,
                   bus=Bus(database_url), database_url=database_url)
@@ -123,7 +123,7 @@ async def test_malformed_and_oversized_bodies(client: TestClient, aiohttp_client
     resp = await client.post("/api/v1/projects", headers=ADMIN, json=[1, 2])
     assert resp.status == 400
 
-    from circus.server.app import init_app
+    from circus.server.http.app import init_app
 
     context.config.server.max_body_size = 100
     small = await aiohttp_client(await init_app(context))

@@ -12,9 +12,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from circus.config import Config
-from circus.context import Context
-from circus.server.app import init_app
+from circus.app.config import Config
+from circus.app.context import Context
+from circus.server.http.app import init_app
 from tests.test_api_support import (
     ADMIN,
     READONLY_KEY,

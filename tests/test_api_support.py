@@ -9,11 +9,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from circus.apikeys import hash_key
-from circus.config import Config
-from circus.context import Context
+from circus.app.config import Config
+from circus.app.context import Context
 from circus.db.bus import Bus
-from circus.server.app import init_app
+from circus.server.http.app import init_app
+from circus.services.apikeys import hash_key
 
 ADMIN_KEY = "circus_demo_admin_key"
 READONLY_KEY = "circus_demo_readonly_key"

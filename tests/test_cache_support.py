@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import attrs
 
-from circus.config import Config
-from circus.context import Context
+from circus.app.config import Config
+from circus.app.context import Context
 from circus.db.bus import Bus
-from circus.server.app import init_app
+from circus.server.http.app import init_app
 from tests.test_api_support import insert_keys
 from tests.test_runner_support import (
     PRELUDE,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from circus import supervisor
+from circus.app import supervisor
 
 
 def test_roles_are_parsed_and_deduplicated() -> None:

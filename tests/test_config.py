@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from circus import config as configuration
+from circus.app import config as configuration
 
 
 def test_defaults_follow_the_option_table() -> None:

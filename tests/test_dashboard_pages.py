@@ -11,9 +11,9 @@ import time
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from circus import logstore
-from circus.server import ansi, svg
-from circus.server.dashboard_build import tail_start
+from circus.server.dashboard import ansi, svg
+from circus.server.dashboard.build import tail_start
+from circus.store import logs
 from tests.test_api_support import (
     ADMIN_KEY,
     READONLY_KEY,
@@ -189,7 +189,7 @@ async def test_admin_forms_write_and_read_only_is_refused(client: TestClient,
 
 
 async def test_login_with_a_password_and_logout(client: TestClient, pool: asyncpg.Pool) -> None:
-    from circus import passwords
+    from circus.services import passwords
     await pool.execute("INSERT INTO users (username, password_hash, role) VALUES"
                        " ('alice', $1, 'admin')", passwords.hash_password("correct horse 1"))
     resp = await client.post("/dashboard/login", data={"username": "alice",
@@ -215,7 +215,7 @@ async def test_a_huge_log_opens_at_its_tail(client: TestClient, pool: asyncpg.Po
     lines = [f"line {i} \x1b[31mred\x1b[0m <tag>\n" for i in range(100_000)]
     async with pool.acquire() as conn:
         for seq in range(10):
-            await logstore.append_chunk(conn, build, seq, "".join(lines[seq * 10_000:
+            await logs.append_chunk(conn, build, seq, "".join(lines[seq * 10_000:
                                                                        (seq + 1) * 10_000]))
     started = time.monotonic()
     resp = await client.get(f"/build/{build}")
@@ -237,7 +237,7 @@ async def test_live_log_stream_sends_html_then_done(client: TestClient,
     ids = await _seed(client, pool)
     build = await insert_build(pool, ids["jobset"], "live", state="running")
     async with pool.acquire() as conn:
-        await logstore.append_chunk(conn, build, 0, "first \x1b[1mbold\x1b[0m\n")
+        await logs.append_chunk(conn, build, 0, "first \x1b[1mbold\x1b[0m\n")
     resp = await client.get(f"/dashboard/build/{build}/log/live?offset=0")
     assert resp.status == 200
     seen = ""
@@ -251,10 +251,10 @@ async def test_live_log_stream_sends_html_then_done(client: TestClient,
 
     await read_until('<span class=\\"ansi-bold\\">bold</span>')
     async with pool.acquire() as conn:
-        await logstore.append_chunk(conn, build, 1, "second <line>\n")
+        await logs.append_chunk(conn, build, 1, "second <line>\n")
     await read_until("second &lt;line&gt;")
     async with pool.acquire() as conn, conn.transaction():
-        await logstore.fold(conn, build)
+        await logs.fold(conn, build)
         await conn.execute("UPDATE builds SET state = 'finished', buildstatus = 1,"
                            " finished_at = now() WHERE id = $1", build)
         await conn.execute("SELECT pg_notify('circus_build_changed', $1::text)", str(build))

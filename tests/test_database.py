@@ -12,11 +12,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from circus import config as configuration
-from circus import declarative
+from circus.app import config as configuration
+from circus.app.paths import MIGRATIONS_DIR, QUERIES_DIR
 from circus.db import bus as busmod
 from circus.db import embedded, migrations, queries
-from circus.paths import MIGRATIONS_DIR, QUERIES_DIR
+from circus.services import declarative
 
 
 @pytest.fixture

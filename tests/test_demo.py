@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from circus import demo
+from circus.app import demo
 from circus.nix.cli import legacy, nix
 
 

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from circus.context import Context
+from circus.app.context import Context
 from circus.db.bus import EVAL_CHANGED, Bus
 from circus.db.queries import Q
 from circus.evaluator import jobs, role

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from circus import gc
 from circus.nix.gcroots import GcRoots
 from circus.nix.pathinfo import hash_part
+from circus.runner import expiry
 from tests.test_cache_support import Server, build_jobs
 from tests.test_runner_support import running_runner
 
@@ -27,7 +27,7 @@ async def test_expired_roots_go_kept_stay_and_the_cache_follows(
     await pool.execute("UPDATE builds SET finished_at = now() - interval '40 days'")
     await pool.execute("UPDATE builds SET keep = true WHERE id = $1", built.build_ids["dep"])
     # A sweep that finds nothing expired yet (recent builds) changes nothing.
-    assert (await gc.sweep(pool, GcRoots(roots), 50)).expired == 0
+    assert (await expiry.sweep(pool, GcRoots(roots), 50)).expired == 0
 
     async with running_runner(config, database_url):  # sweeps every second
         async with asyncio.timeout(30):

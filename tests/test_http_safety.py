@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from circus.server.app import init_app
-from circus.server.safety import SECURITY_HEADERS, RateLimiter
+from circus.server.http.app import init_app
+from circus.server.http.safety import SECURITY_HEADERS, RateLimiter
 from tests.test_api_support import ADMIN
 
 pytest_plugins = ("tests.test_api_support",)

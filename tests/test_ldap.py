@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from circus.server.app import init_app
-from circus.server.sessions import COOKIE
+from circus.server.accounts.sessions import COOKIE
+from circus.server.http.app import init_app
 from tests.conftest import free_port
 from tests.test_api_support import ADMIN
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from circus import logstore
 from circus.db.bus import BUILD_LOG, Bus
+from circus.store import logs
 from tests.test_runner_support import add_build, make_jobset
 
 
@@ -15,17 +15,17 @@ async def test_chunks_then_folded_log_read_the_same(pool, database_url):
     try:
         with bus.subscribe(BUILD_LOG) as sub:
             async with pool.acquire() as conn:
-                assert await logstore.read_log(conn, build_id) is None
-                await logstore.append_chunk(conn, build_id, 0, "one\ntwo\n")
-                await logstore.append_chunk(conn, build_id, 1, "three \x00 nul\n")
+                assert await logs.read_log(conn, build_id) is None
+                await logs.append_chunk(conn, build_id, 0, "one\ntwo\n")
+                await logs.append_chunk(conn, build_id, 1, "three \x00 nul\n")
                 assert await sub.wait(timeout=10) != []
-                assert await logstore.chunks_after(conn, build_id, 0) == [
+                assert await logs.chunks_after(conn, build_id, 0) == [
                     (1, "three \ufffd nul\n")]
-                live = await logstore.read_log(conn, build_id)
+                live = await logs.read_log(conn, build_id)
                 async with conn.transaction():
-                    size = await logstore.fold(conn, build_id)
-                assert await logstore.chunks_after(conn, build_id) == []
-                assert await logstore.read_log(conn, build_id) == live
+                    size = await logs.fold(conn, build_id)
+                assert await logs.chunks_after(conn, build_id) == []
+                assert await logs.read_log(conn, build_id) == live
     finally:
         await bus.close()
     assert live == "one\ntwo\nthree \ufffd nul\n"

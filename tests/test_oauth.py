@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from circus.server.app import init_app
-from circus.server.oauth import STATE_COOKIE
-from circus.server.sessions import COOKIE
+from circus.server.accounts.oauth import STATE_COOKIE
+from circus.server.accounts.sessions import COOKIE
+from circus.server.http.app import init_app
 from tests.test_api_support import ADMIN
 
 pytest_plugins = ("tests.test_api_support",)

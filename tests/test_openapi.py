@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from openapi_spec_validator import validate
 
-from circus.server import openapi, routes
+from circus.server.http import openapi, routes
 
 pytest_plugins = ("tests.test_api_support",)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import attrs
 
-from circus import config as configuration
-from circus import supervisor
+from circus.app import config as configuration
+from circus.app import supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

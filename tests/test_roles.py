@@ -1,6 +1,6 @@
 """One table-driven test over every route that needs a permission (every write route,
 and the reads only an admin may do): for every role of the seed, the route answers 403
-exactly when the role lacks the permission (circus/server/auth.py's role table), and
+exactly when the role lacks the permission (circus/server/accounts/auth.py's role table), and
 401 without credentials. Routes and their permissions come from the OpenAPI document,
 so a new write route is covered as soon as it exists."""
 
@@ -10,7 +10,8 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from circus.server import auth, openapi
+from circus.server.accounts import auth
+from circus.server.http import openapi
 from tests.test_api_support import ROLE_KEYS, bearer
 
 pytest_plugins = ("tests.test_api_support",)

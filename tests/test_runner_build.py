@@ -7,7 +7,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from circus import logstore
+from circus.store import logs
 from tests.test_runner_support import (
     add_build,
     build_row,
@@ -35,7 +35,7 @@ async def test_success_records_outputs_log_steps_and_gc_root(make_config, databa
         "SELECT name, path FROM build_outputs WHERE build_id = $1", build_id)}
     assert set(outputs) == {"out", "dev"}
     async with pool.acquire() as conn:
-        text = await logstore.read_log(conn, build_id)
+        text = await logs.read_log(conn, build_id)
     assert "hello-from-builder" in text and "building-dep" in text
     assert await pool.fetchval("SELECT count(*) FROM build_log_chunks WHERE build_id = $1",
                                build_id) == 0
@@ -66,7 +66,7 @@ async def test_failure_is_status_1_with_the_builders_output(make_config, databas
     assert row["buildstatus"] == 1
     assert "exit code 3" in row["error_message"]
     async with pool.acquire() as conn:
-        assert "about-to-fail" in await logstore.read_log(conn, build_id)
+        assert "about-to-fail" in await logs.read_log(conn, build_id)
     steps = await pool.fetch("SELECT status FROM build_steps WHERE build_id = $1", build_id)
     assert [s["status"] for s in steps] == [1]
 
@@ -141,6 +141,6 @@ async def test_already_built_outputs_show_the_stored_log(make_config, database_u
         row = await wait_finished(pool, build_id)
     assert row["buildstatus"] == 0
     async with pool.acquire() as conn:
-        text = await logstore.read_log(conn, build_id)
+        text = await logs.read_log(conn, build_id)
     assert "outputs were already in the store" in text
     assert f"made-earlier-{nonce}" in text

@@ -6,8 +6,8 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from circus import logstore
 from circus.db.bus import BUILD_LOG, Bus
+from circus.store import logs
 from tests.test_runner_support import (
     add_build,
     instantiate,
@@ -32,7 +32,7 @@ async def test_log_chunks_stream_before_the_build_finishes(make_config, database
                 notes = await sub.wait(timeout=30)
                 assert (BUILD_LOG, str(build_id)) in notes
                 async with pool.acquire() as conn:
-                    chunks = await logstore.chunks_after(conn, build_id)
+                    chunks = await logs.chunks_after(conn, build_id)
                     state = await conn.fetchval("SELECT state FROM builds WHERE id = $1",
                                                 build_id)
                 assert state == "running"
@@ -44,7 +44,7 @@ async def test_log_chunks_stream_before_the_build_finishes(make_config, database
         await listener.close()
     assert row["buildstatus"] == 0
     async with pool.acquire() as conn:
-        assert "second-line" in await logstore.read_log(conn, build_id)
+        assert "second-line" in await logs.read_log(conn, build_id)
 
 
 def _processes_with(marker: str) -> list[str]:
@@ -79,7 +79,7 @@ async def test_cancel_stops_a_running_build(make_config, database_url, pool, tmp
     assert (row["state"], row["buildstatus"], row["error_message"]) == ("finished", 4,
                                                                        "cancelled")
     async with pool.acquire() as conn:
-        assert "going-to-sleep" in await logstore.read_log(conn, build_id)
+        assert "going-to-sleep" in await logs.read_log(conn, build_id)
 
 
 async def _gone(marker: str) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from circus.context import Context
+from circus.app.context import Context
 from circus.db.bus import Bus
 from circus.runner import role
 from circus.runner.builders import Builder

@@ -11,8 +11,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from circus.context import Context
-from circus.server.app import init_app
+from circus.app.context import Context
+from circus.server.http.app import init_app
 from tests.test_api_support import ADMIN, seed_jobset, seed_project
 
 pytest_plugins = ("tests.test_api_support",)

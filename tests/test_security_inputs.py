@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from circus.context import Context
+from circus.app.context import Context
 from tests.test_api_support import ADMIN, ROLE_KEYS, bearer
 from tests.test_evaluator import SYSTEM, create_jobset, evaluate_now
 

@@ -15,13 +15,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from circus.config import Config
-from circus.context import Context
+from circus.app.config import Config
+from circus.app.context import Context
 from circus.db import pool as db_pool
 from circus.db.bus import Bus
 from circus.db.queries import Q
-from circus.server import search
-from circus.server.app import init_app
+from circus.server.api import search
+from circus.server.http.app import init_app
 from tests.e2e import Circus
 from tests.test_api_support import insert_build, insert_keys, seed_jobset, seed_project
 

@@ -18,9 +18,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from circus import passwords
-from circus.server.app import init_app
-from circus.server.sessions import COOKIE
+from circus.server.accounts.sessions import COOKIE
+from circus.server.http.app import init_app
+from circus.services import passwords
 from tests.test_api_support import ADMIN
 
 pytest_plugins = ("tests.test_api_support",)

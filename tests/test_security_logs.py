@@ -16,8 +16,8 @@ import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from circus import logstore
-from circus.config import Config
+from circus.app.config import Config
+from circus.store import logs as logstore
 from tests.e2e import Circus
 from tests.test_api_support import ADMIN, insert_build, seed_jobset, seed_project
 from tests.test_runner_support import (

@@ -17,8 +17,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from circus import sources
-from circus.context import Context
+from circus.app.context import Context
+from circus.services import sources
 from tests.test_api_support import ADMIN, ROLE_KEYS, bearer
 from tests.test_evaluator import create_jobset, evaluate_now
 
@@ -249,8 +249,8 @@ async def test_credentials_in_repository_urls_are_never_shown(
 def test_no_log_line_shows_a_urls_credentials(capsys: pytest.CaptureFixture[str]) -> None:
     import structlog
 
-    from circus import config as configuration
-    from circus import logging as circus_logging
+    from circus.app import config as configuration
+    from circus.app import logsetup as circus_logging
 
     circus_logging.setup(configuration.TracingConfig(format="json", show_targets=False))
     try:

@@ -15,8 +15,8 @@ import asyncpg
 import attrs
 import structlog
 
+from circus.app.paths import MIGRATIONS_DIR
 from circus.domain.errors import CircusError
-from circus.paths import MIGRATIONS_DIR
 
 log = structlog.get_logger(__name__)
 

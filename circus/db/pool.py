@@ -8,7 +8,7 @@ import json
 import asyncpg
 import structlog
 
-from circus.config import Config
+from circus.app.config import Config
 from circus.db import embedded
 
 log = structlog.get_logger(__name__)

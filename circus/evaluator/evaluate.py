@@ -13,9 +13,8 @@ import asyncpg
 import attrs
 import structlog
 
-from circus import sources
-from circus.config import EvaluatorConfig
-from circus.context import Context
+from circus.app.config import EvaluatorConfig
+from circus.app.context import Context
 from circus.db.queries import Q
 from circus.evaluator import evaljobs, git, nixeval
 from circus.evaluator.ingest import Counts, Evaluation, ingest, record_failure
@@ -31,6 +30,7 @@ from circus.evaluator.inputs import (
 from circus.evaluator.jobs import JobRecord
 from circus.evaluator.nixeval import EvalError, Target
 from circus.nix import drv
+from circus.services import sources
 
 log = structlog.get_logger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import attrs
 
-from circus import sources
 from circus.evaluator import proc
+from circus.services import sources
 
 
 class GitError(Exception):

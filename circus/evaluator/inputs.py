@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 import attrs
 
-from circus import sources
 from circus.evaluator.nixeval import nix_string
+from circus.services import sources
 
 
 @attrs.frozen

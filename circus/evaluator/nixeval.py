@@ -14,10 +14,10 @@ import json
 import attrs
 import structlog
 
+from circus.app.paths import NIX_DIR
 from circus.evaluator import proc
 from circus.evaluator.jobs import CAUGHT, JobRecord, from_walker
 from circus.nix.cli import legacy, nix
-from circus.paths import NIX_DIR
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ import asyncpg
 import attrs
 import structlog
 
-from circus.context import Context
+from circus.app.context import Context
 from circus.db.bus import EVAL_REQUESTED, Subscription
 from circus.db.queries import Q
 from circus.evaluator import evaljobs

@@ -8,7 +8,7 @@ import asyncio
 import attrs
 import structlog
 
-from circus.config import CacheUploadConfig
+from circus.app.config import CacheUploadConfig
 from circus.nix.cli import nix
 
 log = structlog.get_logger(__name__)

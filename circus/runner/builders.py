@@ -11,12 +11,12 @@ from typing import Any, Protocol
 import attrs
 import structlog
 
-from circus.config import QueueRunnerConfig
+from circus.app.config import QueueRunnerConfig
 from circus.nix import products
 from circus.nix.build import LOG_LIMIT, LineSink, NixResult, build_argv, run_build, stored_log
 from circus.nix.gcroots import GcRootError, GcRoots
-from circus.publish import Publisher
 from circus.runner.outcome import ClaimedBuild, Outcome
+from circus.runner.publish import Publisher
 
 log = structlog.get_logger(__name__)
 

@@ -14,10 +14,10 @@ import asyncpg
 import attrs
 import structlog
 
-from circus import channels
 from circus.runner import results
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.runner.results import Ending
+from circus.services import promotion
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ class Finisher:
             return
         for ending, done in batch:
             _settle(done, ending.build.id in recorded)
-        await channels.advance(self.pool, build_ids=recorded)  # a green evaluation moves them
+        await promotion.advance(self.pool, build_ids=recorded)  # a green evaluation moves them
 
 
 def _settle(done: asyncio.Future[bool], result: bool | BaseException) -> None:

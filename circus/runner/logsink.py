@@ -16,7 +16,7 @@ import asyncpg
 import attrs
 import structlog
 
-from circus import logstore
+from circus.store import logs
 
 FLUSH_INTERVAL = 0.075
 CHUNK_CHARS = 256 * 1024
@@ -65,7 +65,7 @@ class LogSink:
     def add(self, line: str) -> None:
         if self._full:
             return
-        line = logstore.clean(line) + "\n"
+        line = logs.clean(line) + "\n"
         size = len(line.encode())
         if self.max_size and self._kept + size > self.max_size:
             self._full = True
@@ -93,7 +93,7 @@ class LogSink:
         while waiting:
             try:
                 async with self.pool.acquire() as conn:
-                    await logstore.append_chunk(conn, self.build_id, self._seq, waiting[0])
+                    await logs.append_chunk(conn, self.build_id, self._seq, waiting[0])
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 # Kept for the next flush: a lost chunk would leave a hole in the log.
                 self._lines[:0] = waiting

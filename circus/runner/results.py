@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 import attrs
 
-from circus import logstore
 from circus.db.queries import Q
 from circus.runner.outcome import ClaimedBuild, Outcome
+from circus.store import logs
 
 SUCCESS = 0
 
@@ -56,7 +56,7 @@ async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:
     build, outcome = ending.build, ending.outcome
     await _insert_results(conn, build.id, outcome)
     if ending.has_log:
-        await logstore.fold(conn, build.id)
+        await logs.fold(conn, build.id)
     if outcome.status != SUCCESS:
         await fail_dependents(conn, build.id, f"dependency {build.job} "
                                               f"(build {build.id}) failed")
@@ -96,4 +96,4 @@ async def fold_cancelled_log(pool: asyncpg.Pool, build_id: int) -> None:
     """A build finished by someone else (cancelled) still gets its log folded."""
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(Q.results_lock_if_finished, build_id) is not None:
-            await logstore.fold(conn, build_id)
+            await logs.fold(conn, build_id)

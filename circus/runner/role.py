@@ -18,17 +18,16 @@ import attrs
 import structlog
 from structlog.typing import BindableLogger
 
-from circus import gc
-from circus.config import QueueRunnerConfig
-from circus.context import Context
+from circus.app.config import QueueRunnerConfig
+from circus.app.context import Context
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
 from circus.db.queries import Q
 from circus.nix.gcroots import GcRoots
-from circus.publish import Publisher
-from circus.runner import lease, worker
+from circus.runner import expiry, lease, worker
 from circus.runner.builders import Builder, NixBuilder
 from circus.runner.finisher import Finisher
 from circus.runner.outcome import ClaimedBuild
+from circus.runner.publish import Publisher
 from circus.runner.systems import supported_systems
 
 log = structlog.get_logger(__name__)
@@ -43,7 +42,7 @@ async def run(ctx: Context) -> None:
     if ctx.config.gc.enabled:
         gcroots = GcRoots.choose(ctx.config.gc.gc_roots_dir, ctx.config.state_dir)
     publisher = Publisher.from_config(ctx.config, ctx.pool)
-    async with gc.periodic(ctx, gcroots):  # the runner holds the roots: see circus/gc.py
+    async with expiry.periodic(ctx, gcroots):  # the runner holds the roots: see runner/expiry.py
         await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots, publisher,
                                     max_log_size=ctx.config.logs.max_size))
 

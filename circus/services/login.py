@@ -33,10 +33,10 @@ import asyncpg
 import attrs
 import structlog
 
-from circus import passwords
-from circus.apikeys import hash_key
-from circus.config import ServerConfig
+from circus.app.config import ServerConfig
 from circus.db.queries import Q
+from circus.services import passwords
+from circus.services.apikeys import hash_key
 
 log = structlog.get_logger(__name__)
 

@@ -14,18 +14,16 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from circus.paths import STATIC_DIR, TEMPLATES_DIR
-from circus.server import (
-    dashboard_admin,
-    dashboard_build,
-    dashboard_forms,
-    dashboard_live,
-    dashboard_pages,
-    openapi,
-)
-from circus.server.dashboard_view import Handler, jinja_helpers
-from circus.server.openapi import NAME, Schema, obj
-from circus.server.users import USERNAME
+from circus.app.paths import STATIC_DIR, TEMPLATES_DIR
+from circus.server.accounts.users import USERNAME
+from circus.server.dashboard import admin as dashboard_admin
+from circus.server.dashboard import build as dashboard_build
+from circus.server.dashboard import forms as dashboard_forms
+from circus.server.dashboard import live as dashboard_live
+from circus.server.dashboard import pages as dashboard_pages
+from circus.server.dashboard.view import Handler, jinja_helpers
+from circus.server.http import openapi
+from circus.server.http.openapi import NAME, Schema, obj
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ CREATE TABLE users (
     full_name       text NOT NULL DEFAULT '',
     -- NULL: this account cannot log in with a password (GitHub or LDAP only).
     password_hash   text,
-    -- Checked against the role table in circus/server/auth.py, as api_keys.role is.
+    -- Checked against the role table in circus/server/accounts/auth.py, as api_keys.role is.
     role            text NOT NULL DEFAULT 'read-only',
     auth_source     text NOT NULL DEFAULT 'local'
                     CHECK (auth_source IN ('local', 'github', 'ldap')),

@@ -427,7 +427,7 @@ SELECT b.id, b.state, b.buildstatus
 
 -- name: api_builds_anchors
 -- Every $1-th id of the whole list, newest first, and the newest id: one index-only
--- scan, refreshed now and then, so a deep offset starts from its anchor (offsets.py).
+-- scan, refreshed now and then, so a deep offset starts from its anchor (server/api/offsets.py).
 SELECT array_agg(id ORDER BY pos) FILTER (WHERE pos > 0 AND pos % $1 = 0) AS ids,
        max(id) AS max_id
   FROM (SELECT id, row_number() OVER (ORDER BY id DESC) - 1 AS pos FROM builds) s;

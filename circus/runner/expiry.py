@@ -1,0 +1,78 @@
+"""Expiring GC roots (`[gc]`): every `cleanup_interval` seconds, the roots of outputs
+whose builds all finished more than `max_age_days` ago and none of which is kept are
+removed, and those outputs leave the binary cache. `nix-store --gc` may then reclaim
+them; until then, and for as long as a root exists, they stay substitutable.
+
+Runs in the runner role: the runner creates the roots in its own machine's directory,
+and only a process on that machine can remove them. Several runners sweeping is safe:
+the decision is made in the database and removing a missing root is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import attrs
+import structlog
+
+from circus.app.context import Context
+from circus.db.queries import Q
+from circus.nix.gcroots import GcRoots
+
+log = structlog.get_logger(__name__)
+
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+@attrs.frozen
+class Swept:
+    expired: int
+    roots_removed: int
+
+
+async def sweep(pool: asyncpg.Pool, roots: GcRoots | None, max_age_days: int) -> Swept:
+    """One pass: remove expired roots and withdraw those outputs from the cache."""
+    paths = [r["path"] for r in await pool.fetch(Q.gc_expired_outputs, max_age_days)]
+    # The cache stops offering them first: a path must never be advertised without a root.
+    if paths:
+        await pool.execute(Q.gc_forget_paths, paths)
+    removed = 0
+    if roots is not None:
+        for path in paths:
+            link = roots.link_for(path)
+            if link.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    link.unlink()
+                    removed += 1
+    return Swept(len(paths), removed)
+
+
+async def _loop(ctx: Context, roots: GcRoots | None) -> None:
+    cfg = ctx.config.gc
+    while not await ctx.sleep_or_stop(cfg.cleanup_interval):
+        try:
+            swept = await sweep(ctx.pool, roots, cfg.max_age_days)
+        except DB_ERRORS as exc:
+            log.error("gc sweep failed; will retry", error=str(exc))
+            continue
+        if swept.expired:
+            log.info("gc roots expired", outputs=swept.expired, roots_removed=swept.roots_removed,
+                     max_age_days=cfg.max_age_days)
+
+
+@contextlib.asynccontextmanager
+async def periodic(ctx: Context, roots: GcRoots | None) -> AsyncIterator[None]:
+    """The sweep every `gc.cleanup_interval` while the body runs (when gc is enabled)."""
+    if not ctx.config.gc.enabled:
+        yield
+        return
+    task = asyncio.create_task(_loop(ctx, roots), name="gc-sweep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,123 @@
+"""After a successful build: offer its closure in the binary cache, sign its outputs
+(`[signing]`) and copy the closure to `[cache_upload]`.
+
+Called by the runner's Nix builder, on the machine that holds the outputs. Cataloguing
+or signing problems are logged and never fail the build; an upload failure fails it
+only with `fail_build_on_upload_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import asyncpg
+import attrs
+import structlog
+
+from circus.app.config import Config
+from circus.db.queries import Q
+from circus.nix import pathinfo
+from circus.nix.cli import nix
+from circus.nix.signing import BadKey, SigningKey
+from circus.nix.upload import Uploader, UploadError
+
+log = structlog.get_logger(__name__)
+
+FAILED = 1
+
+
+class Settled(Protocol):
+    """The part of the runner's Outcome publishing reads and may change."""
+
+    status: int
+    error: str | None
+    outputs: dict[str, str]
+
+
+@attrs.define
+class Published:
+    """What publishing decided for the build: a non-None `error` fails it."""
+
+    signature: str | None = None
+    error: str | None = None
+
+
+@attrs.define(eq=False)
+class Publisher:
+    pool: asyncpg.Pool
+    key: SigningKey | None = None
+    key_file: str | None = None
+    uploader: Uploader | None = None
+    fail_on_upload_error: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config, pool: asyncpg.Pool) -> Publisher:
+        key = None
+        if config.signing.enabled:
+            if not config.signing.key_file:
+                log.error("signing.enabled but no signing.key_file; builds stay unsigned")
+            else:
+                try:
+                    key = SigningKey.load(config.signing.key_file)
+                except (OSError, BadKey) as exc:
+                    log.error("cannot read the signing key; builds stay unsigned",
+                              key_file=config.signing.key_file, error=str(exc))
+        return cls(pool, key, config.signing.key_file if key else None,
+                   Uploader.from_config(config.cache_upload),
+                   config.cache_upload.fail_build_on_upload_error)
+
+    async def settle(self, build_id: int, outcome: Settled) -> None:
+        """Publish a successful build's outputs; fail it if the upload must succeed."""
+        published = await self.publish(build_id, outcome.outputs)
+        if published.error:
+            outcome.status, outcome.error = FAILED, published.error
+
+    async def publish(self, build_id: int, outputs: dict[str, str]) -> Published:
+        blog = log.bind(build_id=build_id)
+        paths = [outputs[name] for name in sorted(outputs)]
+        result = Published()
+        try:
+            infos = await pathinfo.query(paths, closure=True)
+            await self._catalogue(build_id, infos)
+            if self.key is not None:
+                result.signature = await self._sign(build_id, paths, infos)
+        except (pathinfo.PathInfoError, asyncpg.PostgresError, OSError) as exc:
+            blog.error("could not offer the outputs in the binary cache", error=str(exc))
+        if self.uploader is not None:
+            try:
+                await self.uploader.upload(paths)
+            except UploadError as exc:
+                blog.error("upload failed", error=str(exc),
+                           fails_build=self.fail_on_upload_error)
+                if self.fail_on_upload_error:
+                    result.error = str(exc)
+        return result
+
+    async def _catalogue(self, build_id: int, infos: list[pathinfo.PathInfo]) -> None:
+        await self.pool.execute(
+            Q.cache_record_paths, build_id, [i.hash_part for i in infos],
+            [i.path for i in infos], [i.nar_hash for i in infos],
+            [i.nar_size for i in infos], [" ".join(i.references) for i in infos],
+            [i.deriver or "" for i in infos])
+
+    async def _sign(self, build_id: int, outputs: list[str],
+                    infos: list[pathinfo.PathInfo]) -> str:
+        """Signatures of the outputs (space-separated, in output-name order) recorded on
+        the build; the closure is signed in the local store too, so what is uploaded
+        carries them."""
+        assert self.key is not None
+        by_path = {i.path: i for i in infos}
+        sigs = [self.key.sign(by_path[p].fingerprint()) for p in outputs if p in by_path]
+        signature = " ".join(sigs)
+        await self.pool.execute(Q.cache_set_build_signature, build_id, signature)
+        proc = await asyncio.create_subprocess_exec(
+            *nix("store", "sign", "--key-file", str(self.key_file), "--recursive", *outputs),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            log.warning("could not sign the closure in the local store", build_id=build_id,
+                        error=err.decode(errors="replace").strip())
+        return signature
+

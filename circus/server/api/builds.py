@@ -1,0 +1,345 @@
+"""/api/v1/builds: the filtered list (offset or keyset pages), one build and what it
+produced, its steps, dependencies, dependents and constituents, stats and recent builds,
+and the writes: cancel, restart, bump, keep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from circus.db.queries import Q
+from circus.domain import status as buildstatus
+from circus.server.accounts import auth
+from circus.server.api.offsets import OffsetAnchors
+from circus.server.api.projects import resolve_project_id
+from circus.server.http import params, responses
+from circus.server.http.errors import bad_field, not_found
+from circus.server.http.keys import ANCHORS, CONTEXT
+from circus.server.http.openapi import (
+    BOOL,
+    INT,
+    NUM,
+    PAGE_QUERY,
+    STR,
+    TIME,
+    arr,
+    doc,
+    nullable,
+    obj,
+    page_of,
+    query,
+)
+from circus.services import build_actions
+
+log = structlog.get_logger(__name__)
+
+# `total` is exact up to this many matching rows; past it, counting would cost more than
+# the page, so the answer is this cap (or the planner's estimate) with total_exact false.
+COUNT_CAP = 10_000
+RECENT_DEFAULT = 20
+RECENT_MAX = 100
+
+BUILD: dict[str, Any] = obj(
+    id=INT, project_id=INT, project=STR, jobset_id=INT, jobset=STR, job=STR, nix_name=STR,
+    system=STR, drv_path=STR, state=STR, buildstatus=nullable(INT),
+    error_message=nullable(STR), priority=INT, global_priority=INT, is_aggregate=BOOL,
+    keep=BOOL, attempts=INT, runner_id=nullable(STR), created_at=TIME,
+    started_at=nullable(TIME), finished_at=nullable(TIME), status=STR)
+BUILD_LINK = obj(id=INT, job=STR, state=STR, buildstatus=nullable(INT), status=STR)
+BUILD_LIST = {**page_of(BUILD)}
+BUILD_LIST["properties"] = {**BUILD_LIST["properties"],
+                            "next_before_id": nullable(INT)}
+FILTER_QUERY = {
+    **PAGE_QUERY,
+    "before_id": query({"type": "integer", "minimum": 1},
+                       "keyset cursor: only builds with a smaller id. Pass the previous "
+                       "page's `next_before_id` (with offset 0) to page stably while "
+                       "builds are being added"),
+    "project_id": query({"type": "integer", "minimum": 1}),
+    "jobset_id": query({"type": "integer", "minimum": 1}),
+    "evaluation_id": query({"type": "integer", "minimum": 1}),
+    "status": query({"type": "string", "enum": buildstatus.filter_values()},
+                    "queued, running, finished, a status name or a code 0-11"),
+    "job": query(STR),
+    "system": query(STR),
+}
+STEP = obj(step_nr=INT, drv_path=STR, system=STR, kind=STR, machine=STR,
+           status=nullable(INT), error_message=nullable(STR), started_at=TIME,
+           finished_at=nullable(TIME))
+STATS = obj(total=INT, queued=INT, running=INT, finished=INT, succeeded=INT, failed=INT,
+            cancelled=INT, avg_duration_seconds=nullable(NUM))
+
+
+def _filters(request: web.Request, project_id: int | None) -> tuple[Any, ...]:
+    """The list parameters $1..$7 shared by every api_builds_* query."""
+    state, code = None, None
+    raw = params.query_text(request, "status")
+    if raw is not None:
+        state, code = buildstatus.parse_filter(raw)
+    return (
+        project_id if project_id is not None else params.query_id(request, "project_id"),
+        params.query_id(request, "jobset_id"),
+        params.query_id(request, "evaluation_id"),
+        state, code,
+        params.query_text(request, "job"),
+        params.query_text(request, "system"),
+    )
+
+
+def _access_path(filters: tuple[Any, ...]) -> str:
+    """The query whose index serves these filters best (see sql/queries/builds.sql)."""
+    project, jobset, evaluation, state, code, _job, _system = filters
+    if evaluation is not None:
+        return "evaluation"
+    if jobset is not None:
+        return "jobset"
+    if project is not None:
+        return "project" if code is None else "project_status"
+    if code is not None:
+        return "buildstatus"
+    if state in ("queued", "running"):
+        return "unfinished"
+    return "all"
+
+
+async def _total(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...]) -> tuple[int, bool]:
+    estimate = None
+    if all(f is None for f in filters):
+        estimate = await pool.fetchval(Q.api_builds_estimate)
+    elif path == "project" and all(f is None for f in filters[1:]):
+        estimate = await pool.fetchval(Q.api_builds_estimate_project, filters[0])
+    if estimate is not None and estimate > COUNT_CAP:
+        return estimate, False
+    counted = await pool.fetchval(Q[f"api_builds_count_{path}"], *filters, COUNT_CAP + 1)
+    if counted > COUNT_CAP:
+        return COUNT_CAP, False
+    return counted, True
+
+
+def _present(row: asyncpg.Record) -> dict[str, Any]:
+    item = dict(row)
+    item["status"] = buildstatus.name(item["state"], item["buildstatus"])
+    return item
+
+
+async def _page_rows(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...],
+                     page: params.Page, before: int | None,
+                     anchors: OffsetAnchors | None = None) -> list[asyncpg.Record]:
+    project, jobset, *residual = filters
+    # Only the access path's own filter: pick the ids by an index-only scan, then read
+    # those rows (a deep offset then skips index entries, not heap rows).
+    only_ids = all(f is None for f in residual) and (
+        (path == "all") or (path == "project" and jobset is None)
+        or (path == "jobset" and project is None))
+    if not only_ids:
+        return await pool.fetch(Q[f"api_builds_page_{path}"], *filters, page.limit,
+                                page.offset, before)
+    key = {"all": (), "project": (project,), "jobset": (jobset,)}[path]
+    offset = page.offset
+    if path == "all" and before is None and anchors is not None:
+        before, offset = await anchors.locate(pool, offset)
+    return await pool.fetch(Q[f"api_builds_ids_{path}"], before, page.limit, offset, *key)
+
+
+async def _list(request: web.Request, project_id: int | None = None) -> web.Response:
+    page = params.page(request)
+    before = params.query_id(request, "before_id")
+    filters = _filters(request, project_id)
+    path = _access_path(filters)
+    pool = request.app[CONTEXT].pool
+    items = await _page_rows(pool, path, filters, page, before, request.app[ANCHORS])
+    total, exact = await _total(pool, path, filters)
+    body = responses.page([_present(r) for r in items], total, page.limit, page.offset, exact)
+    body["next_before_id"] = items[-1]["id"] if len(items) == page.limit else None
+    return responses.ok(body)
+
+
+@doc("List builds, newest first (filtered; offset or keyset pages)", response=BUILD_LIST,
+     query=FILTER_QUERY, tags=("builds",),
+     description="`total` is exact up to 10 000 matching builds; past that it is a cap or "
+                 "the planner's estimate and `total_exact` is false.")
+async def list_builds(request: web.Request) -> web.Response:
+    return await _list(request)
+
+
+@doc("List the builds of a project (by id or name)", response=BUILD_LIST,
+     query={k: v for k, v in FILTER_QUERY.items() if k != "project_id"}, tags=("builds",))
+async def list_project_builds(request: web.Request) -> web.Response:
+    return await _list(request, await resolve_project_id(request, "id"))
+
+
+async def _build(pool: asyncpg.Pool, build_id: int) -> dict[str, Any]:
+    row = await pool.fetchrow(Q.api_build_get, build_id)
+    if row is None:
+        raise not_found(f"build {build_id}")
+    return _present(row)
+
+
+@doc("One build with its outputs, products, metrics, steps, dependencies, constituents "
+     "and evaluations", tags=("builds",),
+     response={**BUILD, "properties": {
+         **BUILD["properties"], "outputs": arr(obj(name=STR, path=STR)),
+         "products": arr(obj(product_nr=INT, type=STR, name=STR, path=STR)),
+         "metrics": arr(obj(name=STR, value=NUM, unit=STR)), "steps": arr(STEP),
+         "dependencies": arr(BUILD_LINK), "constituents": arr(BUILD_LINK),
+         "evaluations": arr(INT)}})
+async def get_build(request: web.Request) -> web.Response:
+    build_id = params.path_id(request, "id", "build")
+    pool = request.app[CONTEXT].pool
+    body = await _build(pool, build_id)
+    for key, sql in (("outputs", Q.api_build_outputs), ("products", Q.api_build_products),
+                       ("metrics", Q.api_build_metrics), ("steps", Q.api_build_steps),
+                       ("dependencies", Q.api_build_dependencies),
+                       ("constituents", Q.api_build_constituents)):
+        body[key] = [_with_status(r) for r in await pool.fetch(sql, build_id)]
+    body["evaluations"] = [r["evaluation_id"] for r in
+                           await pool.fetch(Q.api_build_evaluation_ids, build_id)]
+    return responses.ok(body)
+
+
+def _with_status(row: asyncpg.Record) -> dict[str, Any]:
+    item = dict(row)
+    if "state" in item and "buildstatus" in item:
+        item["status"] = buildstatus.name(item["state"], item["buildstatus"])
+    return item
+
+
+@doc("Cancel a queued or running build (queued dependents fail)", response=BUILD,
+     permission=auth.CANCEL, tags=("builds",))
+@auth.requires(auth.CANCEL)
+async def cancel_build(request: web.Request) -> web.Response:
+    build_id = params.path_id(request, "id", "build")
+    pool = request.app[CONTEXT].pool
+    failed = await build_actions.cancel(pool, build_id)
+    if failed is None:
+        raise await build_actions.refusal(
+            pool, build_id, "only a queued or running build can be cancelled")
+    log.info("build cancelled", build_id=build_id, dependents_failed=len(failed))
+    return responses.ok(await _build(pool, build_id))
+
+
+@doc("Queue a finished build again", response=BUILD, permission=auth.RESTART,
+     tags=("builds",))
+@auth.requires(auth.RESTART)
+async def restart_build(request: web.Request) -> web.Response:
+    build_id = params.path_id(request, "id", "build")
+    pool = request.app[CONTEXT].pool
+    if not await build_actions.restart(pool, build_id):
+        raise await build_actions.refusal(pool, build_id, "only a finished build can be restarted")
+    log.info("build restarted", build_id=build_id)
+    return responses.ok(await _build(pool, build_id))
+
+
+@doc("Bump a queued build to the front of the queue", permission=auth.BUMP,
+     response=BUILD, tags=("builds",),
+     description="Sets its global priority one above every queued build, so the next "
+                 "free runner claims it first. 409 when the build is not queued.")
+@auth.requires(auth.BUMP)
+async def bump_build(request: web.Request) -> web.Response:
+    build_id = params.path_id(request, "id", "build")
+    pool = request.app[CONTEXT].pool
+    row = await pool.fetchrow(Q.api_build_bump, build_id)
+    if row is None:
+        raise await build_actions.refusal(pool, build_id, "only a queued build can be bumped")
+    log.info("build bumped", build_id=build_id, global_priority=row["global_priority"])
+    return responses.ok(await _build(pool, build_id))
+
+
+def _keep_value(request: web.Request) -> bool:
+    raw = request.match_info["value"].lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise bad_field("value", f"expected true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+@doc("Keep a build (its outputs are protected from garbage collection) or stop keeping it",
+     permission=auth.ADMIN, response=BUILD, tags=("builds",),
+     path={"value": {"type": "string", "enum": ["true", "false"]}})
+@auth.requires(auth.ADMIN)
+async def keep_build(request: web.Request) -> web.Response:
+    build_id = params.path_id(request, "id", "build")
+    keep = _keep_value(request)
+    pool = request.app[CONTEXT].pool
+    if await pool.fetchrow(Q.api_build_keep, build_id, keep) is None:
+        raise not_found(f"build {build_id}")
+    log.info("build keep flag set", build_id=build_id, keep=keep)
+    return responses.ok(await _build(pool, build_id))
+
+
+async def _sub_list(request: web.Request, query_name: str) -> web.Response:
+    """A build's own small list (steps, dependencies...) as a page; 404 for no build."""
+    build_id = params.path_id(request, "id", "build")
+    page = params.page(request)
+    pool = request.app[CONTEXT].pool
+    if await pool.fetchval(Q.api_build_exists, build_id) is None:
+        raise not_found(f"build {build_id}")
+    rows = [_with_status(r) for r in await pool.fetch(Q[query_name], build_id)]
+    return responses.ok(responses.page(rows[page.offset:page.offset + page.limit], len(rows),
+                                       page.limit, page.offset))
+
+
+@doc("The derivations Nix built or substituted for a build", response=page_of(STEP),
+     query=PAGE_QUERY, tags=("builds",))
+async def list_steps(request: web.Request) -> web.Response:
+    return await _sub_list(request, "api_build_steps")
+
+
+@doc("The builds this build waits for", response=page_of(BUILD_LINK), query=PAGE_QUERY,
+     tags=("builds",))
+async def list_dependencies(request: web.Request) -> web.Response:
+    return await _sub_list(request, "api_build_dependencies")
+
+
+@doc("The builds that wait for this build", response=page_of(BUILD_LINK), query=PAGE_QUERY,
+     tags=("builds",))
+async def list_dependents(request: web.Request) -> web.Response:
+    return await _sub_list(request, "api_build_dependents")
+
+
+@doc("The constituents of an aggregate build", response=page_of(BUILD_LINK),
+     query=PAGE_QUERY, tags=("builds",))
+async def list_constituents(request: web.Request) -> web.Response:
+    return await _sub_list(request, "api_build_constituents")
+
+
+@doc("Build counts by outcome and the mean duration of successes", response=STATS,
+     query={"project_id": query({"type": "integer", "minimum": 1}),
+            "jobset_id": query({"type": "integer", "minimum": 1})}, tags=("builds",))
+async def build_stats(request: web.Request) -> web.Response:
+    row = await request.app[CONTEXT].pool.fetchrow(
+        Q.api_builds_stats, params.query_id(request, "project_id"),
+        params.query_id(request, "jobset_id"))
+    return responses.ok(dict(row))
+
+
+@doc("The most recently finished builds", response=obj(items=arr(BUILD)),
+     query={"limit": query({"type": "integer", "minimum": 1},
+                           f"how many (default {RECENT_DEFAULT}, at most {RECENT_MAX})")},
+     tags=("builds",))
+async def recent_builds(request: web.Request) -> web.Response:
+    raw = request.query.get("limit", "")
+    limit = RECENT_DEFAULT
+    if raw != "":
+        limit = min(params.page(request).limit, RECENT_MAX)
+    rows = await request.app[CONTEXT].pool.fetch(Q.api_builds_recent, limit)
+    return responses.ok({"items": [_present(r) for r in rows]})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/v1/builds", list_builds)
+    router.add_get("/api/v1/builds/stats", build_stats)
+    router.add_get("/api/v1/builds/recent", recent_builds)
+    one = r"/api/v1/builds/{id:\d+}"
+    router.add_get(one, get_build)
+    router.add_post(one + "/cancel", cancel_build)
+    router.add_post(one + "/restart", restart_build)
+    router.add_post(one + "/bump", bump_build)
+    router.add_put(one + "/keep/{value}", keep_build)
+    router.add_get(one + "/steps", list_steps)
+    router.add_get(one + "/dependencies", list_dependencies)
+    router.add_get(one + "/dependents", list_dependents)
+    router.add_get(one + "/constituents", list_constituents)
+    router.add_get("/api/v1/projects/{id}/builds", list_project_builds)

@@ -1,0 +1,170 @@
+"""/api/v1/projects: list, create, read, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import attrs
+from aiohttp import web
+
+from circus.app.config import Config
+from circus.db.queries import Q
+from circus.server.accounts import auth
+from circus.server.http import params, responses, safety
+from circus.server.http.errors import conflict, not_found
+from circus.server.http.keys import CONTEXT
+from circus.server.http.openapi import (
+    BOOL,
+    DELETED,
+    INT,
+    NAME,
+    PAGE_QUERY,
+    STR,
+    TIME,
+    doc,
+    obj,
+    page_of,
+)
+
+PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
+              homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
+_PROJECT_FIELDS = dict(name=NAME, repository_url=STR, description=STR, display_name=STR,
+                       homepage=STR, enabled=BOOL)
+PROJECT_BODY = obj(required=("name", "repository_url"), **_PROJECT_FIELDS)
+PROJECT_UPDATE = obj(required=(), **_PROJECT_FIELDS)
+
+
+@attrs.frozen
+class ProjectSpec:
+    name: str
+    repository_url: str
+    description: str = ""
+    display_name: str = ""
+    homepage: str = ""
+    enabled: bool = True
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], base: ProjectSpec | None = None) -> ProjectSpec:
+        """The fields of `body` over `base` (a PUT changes only what it names)."""
+        old = attrs.asdict(base) if base else {}
+        if "homepage" in body:  # a stored one stays as it is until it is changed
+            safety.check_homepage(params.text(body, "homepage"))
+        return cls(
+            name=params.name(body, "name", old.get("name", params.REQUIRED)),
+            repository_url=params.text(body, "repository_url",
+                                       old.get("repository_url", params.REQUIRED)),
+            description=params.text(body, "description", old.get("description", "")),
+            display_name=params.text(body, "display_name", old.get("display_name", "")),
+            homepage=params.text(body, "homepage", old.get("homepage", "")),
+            enabled=params.boolean(body, "enabled", old.get("enabled", True)),
+        )
+
+    def row(self) -> tuple:
+        return (self.name, self.repository_url, self.description, self.display_name,
+                self.homepage, self.enabled)
+
+
+def check_repository_url(url: str, config: Config) -> None:
+    """400 unless git may fetch `url` (the one check, in safety and circus.sources)."""
+    safety.check_git_url(url, config)
+
+
+def project_json(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """A project as responses show it: credentials in its repository URL masked."""
+    shown = dict(row)
+    shown["repository_url"] = safety.shown_url(shown["repository_url"])
+    return shown
+
+
+async def resolve_project_id(request: web.Request, field: str = "id") -> int:
+    """The project named in the path by id or by name; 404 when there is none."""
+    raw = request.match_info[field]
+    pool = request.app[CONTEXT].pool
+    if raw.isdigit() and int(raw) <= params.MAX_ID:
+        found = await pool.fetchval(Q.api_project_get_id, int(raw))
+    else:
+        found = await pool.fetchval(Q.api_project_id_for_name, raw)
+    if found is None:
+        raise not_found(f"project {raw!r}")
+    return found
+
+
+@doc("List projects, newest first", response=page_of(PROJECT), query=PAGE_QUERY,
+     tags=("projects",))
+async def list_projects(request: web.Request) -> web.Response:
+    page = params.page(request)
+    pool = request.app[CONTEXT].pool
+    items = await pool.fetch(Q.api_projects_list, page.limit, page.offset)
+    total = await pool.fetchval(Q.api_projects_count)
+    return responses.ok(responses.page([project_json(r) for r in items], total,
+                                        page.limit, page.offset))
+
+
+@doc("Create a project", status=201, response=PROJECT, body=PROJECT_BODY,
+     permission=auth.CREATE_PROJECT, tags=("projects",))
+@auth.requires(auth.CREATE_PROJECT)
+async def create_project(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    spec = ProjectSpec.from_body(await params.json_body(request))
+    check_repository_url(spec.repository_url, ctx.config)
+    try:
+        row = await ctx.pool.fetchrow(Q.api_project_insert, *spec.row())
+    except asyncpg.UniqueViolationError:
+        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    return responses.ok(project_json(row), status=201)
+
+
+@doc("One project, by id or name", response=PROJECT, tags=("projects",))
+async def get_project(request: web.Request) -> web.Response:
+    project_id = await resolve_project_id(request)
+    row = await request.app[CONTEXT].pool.fetchrow(Q.api_project_get, project_id)
+    if row is None:
+        raise not_found(f"project {project_id}")
+    return responses.ok(project_json(row))
+
+
+@doc("Update a project: the fields given change, the others stay", response=PROJECT,
+     body=PROJECT_UPDATE, permission=auth.ADMIN, tags=("projects",),
+     description="Renaming onto the name of another project is a 409.")
+@auth.requires(auth.ADMIN)
+async def update_project(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    project_id = await resolve_project_id(request)
+    body = await params.json_body(request)
+    current = await ctx.pool.fetchrow(Q.api_project_get, project_id)
+    if current is None:
+        raise not_found(f"project {project_id}")
+    base = ProjectSpec(**{f.name: current[f.name] for f in attrs.fields(ProjectSpec)})
+    spec = ProjectSpec.from_body(body, base)
+    if spec.repository_url == safety.shown_url(base.repository_url):
+        # A client that sends back what it read sends the masked URL: keep the real one.
+        spec = attrs.evolve(spec, repository_url=base.repository_url)
+    check_repository_url(spec.repository_url, ctx.config)
+    try:
+        row = await ctx.pool.fetchrow(Q.api_project_update, project_id, *spec.row())
+    except asyncpg.UniqueViolationError:
+        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    if row is None:
+        raise not_found(f"project {project_id}")
+    return responses.ok(project_json(row))
+
+
+@doc("Delete a project with its jobsets, evaluations and builds", response=DELETED,
+     permission=auth.ADMIN, tags=("projects",))
+@auth.requires(auth.ADMIN)
+async def delete_project(request: web.Request) -> web.Response:
+    project_id = await resolve_project_id(request)
+    deleted = await request.app[CONTEXT].pool.fetchval(Q.api_project_delete, project_id)
+    if deleted is None:
+        raise not_found(f"project {project_id}")
+    return responses.ok({"id": deleted, "deleted": True})
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    router.add_get("/api/v1/projects", list_projects)
+    router.add_post("/api/v1/projects", create_project)
+    router.add_get("/api/v1/projects/{id}", get_project)
+    router.add_put("/api/v1/projects/{id}", update_project)
+    router.add_delete("/api/v1/projects/{id}", delete_project)
+

@@ -1,0 +1,142 @@
+"""The admin pages: system status, API keys, remote builders (/admin) and user
+management (/users), with their forms. Readable by admins only: the server refuses the
+page, not just hides its buttons."""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from circus.db.queries import Q
+from circus.server.accounts import auth
+from circus.server.accounts.users import USERNAME_RE
+from circus.server.dashboard.forms import form_fields
+from circus.server.dashboard.view import (
+    PAGE_SIZE,
+    html_errors,
+    page_offset,
+    pager,
+    redirect,
+    render,
+)
+from circus.server.http import params
+from circus.server.http.errors import bad_field, conflict, not_found
+from circus.server.http.keys import CONTEXT
+from circus.services import passwords
+from circus.services.apikeys import hash_key, new_key
+
+log = structlog.get_logger(__name__)
+
+
+async def _admin_page(request: web.Request, new_key_text: str | None = None,
+                      new_key_name: str | None = None) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    pool = ctx.pool
+    system = await pool.fetchrow(Q.admin_system_status)
+    keys = await pool.fetch(Q.accounts_api_keys_list, PAGE_SIZE, page_offset(request))
+    total = await pool.fetchval(Q.accounts_api_keys_count)
+    # Remote builders have no backend yet: show what the configuration declares.
+    builders = ctx.config.declarative.remote_builders
+    return await render(request, "admin.html", {
+        "system": system, "keys": keys, "pager": pager(request, total), "roles": auth.ROLES,
+        "builders": builders, "new_key": new_key_text, "new_key_name": new_key_name,
+        "instance": ctx.instance})
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def admin(request: web.Request) -> web.StreamResponse:
+    return await _admin_page(request)
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def create_key(request: web.Request) -> web.StreamResponse:
+    data = await form_fields(request)
+    name = data.get("name", "").strip()
+    if not name or len(name) > 100:
+        raise bad_field("name", "must be 1 to 100 characters")
+    role = data.get("role", "read-only")
+    if role not in auth.ROLES:
+        raise bad_field("role", f"{role!r} is not a role (one of {', '.join(auth.ROLES)})")
+    key = new_key()
+    await request.app[CONTEXT].pool.fetchrow(Q.accounts_api_key_insert, name, hash_key(key),
+                                             role)
+    log.info("API key created from the dashboard", name=name, role=role)
+    # Shown this once, on this answer: it is stored only as its hash.
+    return await _admin_page(request, key, name)
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def delete_key(request: web.Request) -> web.StreamResponse:
+    key_id = params.path_id(request, "id", "API key")
+    if await request.app[CONTEXT].pool.fetchval(Q.accounts_api_key_delete, key_id) is None:
+        raise not_found(f"API key {key_id}")
+    raise redirect("/admin", "API key deleted.")
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def users(request: web.Request) -> web.StreamResponse:
+    pool = request.app[CONTEXT].pool
+    rows = await pool.fetch(Q.accounts_users_list, PAGE_SIZE, page_offset(request))
+    total = await pool.fetchval(Q.accounts_users_count)
+    return await render(request, "users.html", {"users": rows, "pager": pager(request, total),
+                                                "roles": auth.ROLES})
+
+
+def _role(data: dict[str, str]) -> str:
+    role = data.get("role", "read-only")
+    if role not in auth.ROLES:
+        raise bad_field("role", f"{role!r} is not a role (one of {', '.join(auth.ROLES)})")
+    return role
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def create_user(request: web.Request) -> web.StreamResponse:
+    data = await form_fields(request)
+    username = params.name(data, "username", pattern=USERNAME_RE)
+    email = data.get("email", "").strip() or None
+    if email is not None and "@" not in email:
+        raise bad_field("email", f"{email!r} is not an email address")
+    password_hash = None
+    if data.get("password"):
+        problem = passwords.problem(data["password"])
+        if problem:
+            raise bad_field("password", problem)
+        password_hash = await passwords.hash_async(data["password"])
+    try:
+        await request.app[CONTEXT].pool.fetchrow(
+            Q.accounts_user_insert, username, email, data.get("full_name", ""), password_hash,
+            _role(data), True)
+    except asyncpg.UniqueViolationError:
+        raise conflict(f"username: a user named {username!r} already exists") from None
+    log.info("user created from the dashboard", username=username)
+    raise redirect("/users", f"User {username} created.")
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def update_user(request: web.Request) -> web.StreamResponse:
+    user_id = params.path_id(request, "id", "user")
+    data = await form_fields(request)
+    pool = request.app[CONTEXT].pool
+    old = await pool.fetchrow(Q.accounts_user_get, user_id)
+    if old is None:
+        raise not_found(f"user {user_id}")
+    enabled = data.get("enabled") in ("on", "true", "1")
+    await pool.fetchrow(Q.accounts_user_update, user_id, old["email"], old["full_name"],
+                        _role(data), enabled, old["username"], None)
+    raise redirect("/users", f"User {old['username']} updated.")
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def delete_user(request: web.Request) -> web.StreamResponse:
+    user_id = params.path_id(request, "id", "user")
+    if await request.app[CONTEXT].pool.fetchval(Q.accounts_user_delete, user_id) is None:
+        raise not_found(f"user {user_id}")
+    raise redirect("/users", "User deleted.")

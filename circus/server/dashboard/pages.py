@@ -1,0 +1,316 @@
+"""The dashboard's read pages: home, projects, project, jobset, evaluations, evaluation,
+builds, queue, channels, news, starred and metrics. Each reads the database with named
+queries and renders a template; writes live in `dashboard_forms`."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from aiohttp import web
+
+from circus.app.config import SET, redact_url
+from circus.db.queries import Q
+from circus.server.dashboard import svg
+from circus.server.dashboard.lists import STATUS_CHOICES, BuildFilter, build_page, filter_from
+from circus.server.dashboard.view import (
+    PAGE_SIZE,
+    arg,
+    filter_text,
+    html_errors,
+    page_offset,
+    pager,
+    redirect,
+    render,
+    viewer,
+)
+from circus.server.http import params
+from circus.server.http.errors import ApiError, not_found
+from circus.server.http.keys import CONTEXT
+
+EVAL_STATUSES = ("running", "succeeded", "failed", "cancelled")
+# Metrics periods: (label, hours back, date_trunc bucket).
+PERIODS = {"day": (24, "hour"), "week": (24 * 7, "day"), "month": (24 * 30, "day"),
+           "year": (24 * 365, "week")}
+
+
+def _pool(request: web.Request) -> Any:
+    return request.app[CONTEXT].pool
+
+
+@html_errors
+async def home(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    counts = await pool.fetchrow(Q.dashboard_home_counts)
+    projects = await pool.fetch(Q.dashboard_projects_page, None, 10, 0)
+    recent = await pool.fetch(Q.api_builds_recent, 10)
+    running = await pool.fetch(Q.dashboard_running)
+    evals = await pool.fetch(Q.api_evaluations_list, None, None, None, 8, 0)
+    news = await pool.fetch(Q.news_list, 3, 0)
+    return await render(request, "home.html", {
+        "counts": counts, "projects": projects, "recent": recent, "running": running[:10],
+        "evals": evals, "news": news, "live": True})
+
+
+@html_errors
+async def projects(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    q = filter_text(request, "q")
+    rows = await pool.fetch(Q.dashboard_projects_page, q, PAGE_SIZE, page_offset(request))
+    total = await pool.fetchval(Q.dashboard_projects_count, q)
+    return await render(request, "projects.html",
+                        {"projects": rows, "pager": pager(request, total), "q": q or ""})
+
+
+async def project_row(request: web.Request, raw: str) -> Any:
+    key_id = int(raw) if raw.isdigit() and int(raw) <= params.MAX_ID else None
+    row = await _pool(request).fetchrow(Q.dashboard_project_by_key, key_id, raw)
+    if row is None:
+        raise not_found(f"project {raw!r}")
+    return row
+
+
+@html_errors
+async def project(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    row = await project_row(request, arg(request, 0, "id", "project", "project-id"))
+    jobsets = await pool.fetch(Q.dashboard_project_jobsets, row["id"], PAGE_SIZE,
+                               page_offset(request))
+    total = await pool.fetchval(Q.api_jobsets_count, row["id"])
+    channels = await pool.fetch(Q.channels_list, row["id"], 20, 0)
+    builds, _ = await build_page(pool, request, BuildFilter(project_id=row["id"]))
+    return await render(request, "project.html", {
+        "project": row, "jobsets": jobsets, "pager": pager(request, total),
+        "channels": channels, "builds": builds[:10]})
+
+
+@html_errors
+async def notifications(request: web.Request) -> web.StreamResponse:
+    row = await project_row(request, request.match_info["id"])
+    config = request.app[CONTEXT].config.notifications
+    # Which notifiers are switched on, never their secrets: the page is public, and a
+    # webhook URL is a credential (whoever has it can post). Servers' URLs are shown with
+    # any userinfo masked by the one redaction of circus.config.
+    notifiers = [
+        ("Generic webhook", bool(config.webhook_url), _set(config.webhook_url)),
+        ("GitHub commit status", bool(config.github_token), _set(config.github_token)),
+        ("Gitea / Forgejo commit status", bool(config.gitea_url and config.gitea_token),
+         redact_url(config.gitea_url or "")),
+        ("GitLab commit status", bool(config.gitlab_url and config.gitlab_token),
+         redact_url(config.gitlab_url or "")),
+        ("Email", bool(config.email.smtp_host and config.email.to_addresses), ""),
+        ("Slack", bool(config.slack.webhook_url), _set(config.slack.webhook_url)),
+    ]
+    return await render(request, "notifications.html", {
+        "project": row, "notifiers": notifiers, "config": config})
+
+
+def _set(secret: str | None) -> str:
+    return SET if secret else ""
+
+
+async def _jobset_row(request: web.Request) -> Any:
+    pool = _pool(request)
+    project_name = arg(request, 0, "project", "project-id")
+    jobset_name = arg(request, 1, "jobset", "jobset-id")
+    row = await pool.fetchrow(Q.dashboard_jobset_by_names, project_name, jobset_name)
+    if row is None:
+        raise not_found(f"jobset {project_name}:{jobset_name}")
+    return row
+
+
+@html_errors
+async def jobset(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    row = await _jobset_row(request)
+    evals = await pool.fetch(Q.api_evaluations_list, None, row["id"], None, 10, 0)
+    latest = evals[0] if evals else None
+    builds, build_pager = [], None
+    if latest is not None:
+        wanted = filter_from(request, jobset_id=row["id"], evaluation_id=latest["id"])
+        builds, build_pager = await build_page(pool, request, wanted)
+    inputs = await pool.fetch(Q.api_jobset_inputs_list, row["id"])
+    who = await viewer(request)
+    starred = set()
+    if who is not None and who.user_id is not None:
+        starred = {r["job"] for r in await pool.fetch(Q.accounts_starred_list, who.user_id,
+                                                      500, 0) if r["jobset_id"] == row["id"]}
+    return await render(request, "jobset.html", {
+        "jobset": row, "evals": evals, "latest": latest, "builds": builds,
+        "pager": build_pager, "inputs": inputs, "statuses": STATUS_CHOICES,
+        "starred": starred, "base_url": _base_url(request), "live": True})
+
+
+def _base_url(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+@html_errors
+async def jobset_by_id(request: web.Request) -> web.StreamResponse:
+    jobset_id = params.path_id(request, "id", "jobset")
+    row = await _pool(request).fetchrow(Q.dashboard_jobset_by_id, jobset_id)
+    if row is None:
+        raise not_found(f"jobset {jobset_id}")
+    raise redirect(f"/jobset/{row['project']}/{row['name']}")
+
+
+@html_errors
+async def evaluations(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    project_id = params.query_id(request, "project_id")
+    jobset_id = params.query_id(request, "jobset_id")
+    status = filter_text(request, "status")
+    if status is not None and status not in EVAL_STATUSES:
+        raise ApiError(400, f"status: one of {', '.join(EVAL_STATUSES)}")
+    rows = await pool.fetch(Q.api_evaluations_list, project_id, jobset_id, status, PAGE_SIZE,
+                            page_offset(request))
+    total = await pool.fetchval(Q.api_evaluations_count, project_id, jobset_id, status)
+    return await render(request, "evaluations.html", {
+        "evals": rows, "pager": pager(request, total), "statuses": EVAL_STATUSES,
+        "projects": await pool.fetch(Q.dashboard_project_names), "project_id": project_id,
+        "live": True})
+
+
+@html_errors
+async def evaluation(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    raw = arg(request, 0, "id", "eval-id")
+    if not raw.isdigit() or not 0 < int(raw) <= params.MAX_ID:
+        raise not_found(f"evaluation {raw!r}")
+    eval_id = int(raw)
+    row = await pool.fetchrow(Q.api_evaluation_get, eval_id)
+    if row is None:
+        raise not_found(f"evaluation {eval_id}")
+    wanted = filter_from(request, evaluation_id=eval_id)
+    builds, build_pager = await build_page(pool, request, wanted)
+    return await render(request, "evaluation.html", {
+        "eval": row, "inputs": await pool.fetch(Q.api_evaluation_inputs, eval_id),
+        "errors": await pool.fetch(Q.api_evaluation_errors, eval_id),
+        "counts": await pool.fetchrow(Q.api_evaluation_build_counts, eval_id),
+        "builds": builds, "pager": build_pager, "statuses": STATUS_CHOICES, "live": True})
+
+
+@html_errors
+async def builds_list(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    wanted = filter_from(request)
+    rows, build_pager = await build_page(pool, request, wanted)
+    systems = [r["system"] for r in await pool.fetch(Q.metrics_systems)]
+    return await render(request, "builds.html", {
+        "builds": rows, "pager": build_pager, "statuses": STATUS_CHOICES, "systems": systems,
+        "projects": await pool.fetch(Q.dashboard_project_names), "filter": wanted})
+
+
+@html_errors
+async def queue(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    system = filter_text(request, "system")
+    queued = await pool.fetch(Q.dashboard_queue_page, system, PAGE_SIZE, page_offset(request))
+    total = await pool.fetchval(Q.dashboard_queue_count, system)
+    running = await pool.fetch(Q.dashboard_running)
+    systems = await pool.fetch(Q.metrics_systems)
+    return await render(request, "queue.html", {
+        "queued": queued, "running": running, "pager": pager(request, total),
+        "systems": systems, "system": system or "", "live": True})
+
+
+@html_errors
+async def channels(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    q = filter_text(request, "q")
+    rows = await pool.fetch(Q.dashboard_channels_page, q, PAGE_SIZE, page_offset(request))
+    total = await pool.fetchval(Q.dashboard_channels_count, q)
+    return await render(request, "channels.html",
+                        {"channels": rows, "pager": pager(request, total), "q": q or ""})
+
+
+@html_errors
+async def channel(request: web.Request) -> web.StreamResponse:
+    channel_id = params.path_id(request, "id", "channel")
+    row = await _pool(request).fetchrow(Q.dashboard_channel, channel_id)
+    if row is None:
+        raise not_found(f"channel {channel_id}")
+    return await render(request, "channel.html",
+                        {"channel": row, "base_url": _base_url(request)})
+
+
+@html_errors
+async def news(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    rows = await pool.fetch(Q.news_list, PAGE_SIZE, page_offset(request))
+    total = await pool.fetchval(Q.news_count)
+    return await render(request, "news.html", {"items": rows, "pager": pager(request, total)})
+
+
+@html_errors
+async def starred(request: web.Request) -> web.StreamResponse:
+    who = await viewer(request)
+    if who is None or who.user_id is None:
+        return await render(request, "starred.html", {"rows": [], "pager": None,
+                                                      "need_login": True})
+    pool = _pool(request)
+    rows = await pool.fetch(Q.dashboard_starred_page, who.user_id, PAGE_SIZE,
+                            page_offset(request))
+    total = await pool.fetchval(Q.accounts_starred_count, who.user_id)
+    return await render(request, "starred.html",
+                        {"rows": rows, "pager": pager(request, total), "need_login": False})
+
+
+def _label(when: Any, bucket: str) -> str:
+    return when.astimezone(datetime.UTC).strftime("%H:%M" if bucket == "hour" else "%m-%d")
+
+
+def _bucket_labels(hours: int, bucket: str) -> list[str]:
+    """Every bucket of the period, oldest first, so quiet hours show as gaps, not as
+    missing columns (the query only returns buckets that have builds)."""
+    now = datetime.datetime.now(datetime.UTC)
+    if bucket == "hour":
+        start, step = now.replace(minute=0, second=0, microsecond=0), datetime.timedelta(hours=1)
+    else:
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        step = datetime.timedelta(days=1)
+        if bucket == "week":
+            start -= datetime.timedelta(days=start.weekday())
+            step = datetime.timedelta(weeks=1)
+    count = max(1, int(datetime.timedelta(hours=hours) / step))
+    return [_label(start - step * i, bucket) for i in reversed(range(count))]
+
+
+def _filled(rows: list[Any], hours: int, bucket: str,
+            values: Any) -> list[svg.Bucket]:
+    found = {_label(r["time"], bucket): values(r) for r in rows}
+    labels = _bucket_labels(hours, bucket)
+    # A bucket the clock does not produce (another time zone's midnight) is kept too.
+    labels += [label for label in found if label not in labels]
+    return [svg.Bucket(label, found.get(label, {})) for label in labels]
+
+
+@html_errors
+async def metrics(request: web.Request) -> web.StreamResponse:
+    pool = _pool(request)
+    period = request.query.get("period", "week")
+    if period not in PERIODS:
+        raise ApiError(400, f"period: one of {', '.join(PERIODS)}")
+    hours, bucket = PERIODS[period]
+    project_id = params.query_id(request, "project_id")
+    counts = await pool.fetch(Q.metrics_builds_timeseries, bucket, hours, project_id)
+    durations = await pool.fetch(Q.metrics_duration_timeseries, bucket, hours, project_id)
+    count_plot = svg.stacked_bars(
+        "Builds finished",
+        _filled(counts, hours, bucket,
+                lambda r: {"succeeded": r["succeeded"], "failed": r["failed"]}),
+        ("succeeded", "failed"))
+    duration_plot = svg.lines(
+        "Build duration (successful builds)",
+        _filled(durations, hours, bucket,
+                lambda r: {"p50": r["p50_seconds"], "p95": r["p95_seconds"],
+                           "max": r["max_seconds"]}),
+        ("p50", "p95", "max"), unit="s")
+    totals = {"total": sum(r["total"] for r in counts),
+              "succeeded": sum(r["succeeded"] for r in counts),
+              "failed": sum(r["failed"] for r in counts)}
+    return await render(request, "metrics.html", {
+        "count_plot": count_plot, "duration_plot": duration_plot, "period": period,
+        "periods": PERIODS, "totals": totals, "project_id": project_id,
+        "projects": await pool.fetch(Q.dashboard_project_names),
+        "systems": await pool.fetch(Q.metrics_systems)})

@@ -1,0 +1,234 @@
+"""Hydra's builds, evaluations and jobs: `/build/{id}` and its actions, `/eval/{id}` and
+its actions, `/job/.../latest*` and the shield, `/search`, `/api/latestbuilds`,
+`/api/queue` and `/api/nrbuilds`.
+
+The actions answer as Hydra does, with a 302 back to the build (or evaluation); what
+Hydra refuses with a 500 is a 400 here with Hydra's text.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from circus.db.queries import Q
+from circus.server.accounts import auth
+from circus.server.api import search as search_api
+from circus.server.http.errors import ApiError
+from circus.server.http.keys import CONTEXT
+from circus.server.hydra import shapes
+from circus.server.hydra.body import bad, q
+from circus.server.hydra.dispatch import require
+from circus.server.hydra.projects import absolute
+
+log = structlog.get_logger(__name__)
+
+# Hydra's buildstatus codes that "restart-failed" and "restart-aborted" take again.
+FAILED = [1, 2, 3, 4, 6, 7, 9, 10, 11]
+ABORTED = [3, 4, 9]
+
+
+def _id(request: web.Request, field: str, what: str) -> int:
+    raw = request.match_info[field]
+    if not raw.isdigit() or int(raw) > 2**62:
+        raise ApiError(404, f"{what} with ID {raw} doesn't exist.")
+    return int(raw)
+
+
+async def _one_build(pool: asyncpg.Pool, build_id: int) -> dict:
+    found = await shapes.builds(pool, [build_id])
+    if not found:
+        raise ApiError(404, f"Build with ID {build_id} doesn't exist.")
+    return found[0]
+
+
+async def get_build(request: web.Request) -> web.Response:
+    pool = request.app[CONTEXT].pool
+    return web.json_response(await _one_build(pool, _id(request, "id", "Build")))
+
+
+async def build_constituents(request: web.Request) -> web.Response:
+    pool = request.app[CONTEXT].pool
+    build_id = _id(request, "id", "Build")
+    await _one_build(pool, build_id)
+    ids = [r["constituent_id"] for r in await pool.fetch(Q.hydra_build_constituents, build_id)]
+    return web.json_response(await shapes.builds(pool, ids))
+
+
+async def _restart(pool: asyncpg.Pool, ids: list[int], codes: list[int]) -> list[int]:
+    async with pool.acquire() as conn, conn.transaction():
+        done = [r["id"] for r in await conn.fetch(Q.hydra_build_restart, ids, codes)]
+        if done:
+            await conn.execute(Q.hydra_builds_clear_results, done)
+    return done
+
+
+async def _cancel(pool: asyncpg.Pool, ids: list[int]) -> list[int]:
+    async with pool.acquire() as conn, conn.transaction():
+        done = [r["id"] for r in await conn.fetch(Q.hydra_build_cancel, ids)]
+        for build_id in done:
+            # Queued builds waiting for a cancelled one would otherwise wait for ever.
+            await conn.fetch(Q.api_build_fail_dependents, build_id,
+                             f"dependency failed: build {build_id} was cancelled")
+    return done
+
+
+async def restart_build(request: web.Request) -> web.Response:
+    await require(request, auth.RESTART)  # before the id: strangers learn nothing
+    build_id = _id(request, "id", "Build")
+    pool = request.app[CONTEXT].pool
+    await _one_build(pool, build_id)
+    if not await _restart(pool, [build_id], [0, *FAILED]):
+        raise bad("This build cannot be restarted.")
+    log.info("hydra build restarted", build_id=build_id)
+    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
+
+
+async def cancel_build(request: web.Request) -> web.Response:
+    await require(request, auth.CANCEL)  # before the id: strangers learn nothing
+    build_id = _id(request, "id", "Build")
+    pool = request.app[CONTEXT].pool
+    await _one_build(pool, build_id)
+    if not await _cancel(pool, [build_id]):
+        raise bad("Build has already finished.")
+    log.info("hydra build cancelled", build_id=build_id)
+    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
+
+
+async def bump_build(request: web.Request) -> web.Response:
+    await require(request, auth.BUMP)  # before the id: strangers learn nothing
+    build_id = _id(request, "id", "Build")
+    pool = request.app[CONTEXT].pool
+    await _one_build(pool, build_id)
+    if await pool.fetchrow(Q.hydra_build_bump, build_id) is None:
+        raise bad("This build is not queued.")
+    log.info("hydra build bumped", build_id=build_id)
+    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
+
+
+async def _eval_row(pool: asyncpg.Pool, request: web.Request) -> asyncpg.Record:
+    eval_id = _id(request, "id", "Evaluation")
+    row = await pool.fetchrow(Q.hydra_eval, eval_id)
+    if row is None:
+        raise ApiError(404, f"Evaluation {eval_id} doesn't exist.")
+    return row
+
+
+async def get_eval(request: web.Request) -> web.Response:
+    pool = request.app[CONTEXT].pool
+    row = await _eval_row(pool, request)
+    return web.json_response((await shapes.evaluations(pool, [row]))[0])
+
+
+async def eval_builds(request: web.Request) -> web.Response:
+    pool = request.app[CONTEXT].pool
+    row = await _eval_row(pool, request)
+    ids = [r["build_id"] for r in await pool.fetch(Q.hydra_eval_build_ids, row["id"])]
+    return web.json_response(await shapes.builds(pool, ids))
+
+
+async def _eval_action(request: web.Request, permission: str, what: str) -> web.Response:
+    await require(request, permission)
+    pool = request.app[CONTEXT].pool
+    row = await _eval_row(pool, request)
+    ids = [r["build_id"] for r in await pool.fetch(Q.hydra_eval_build_ids, row["id"])]
+    if what == "cancel":
+        done = await _cancel(pool, ids)
+    else:
+        done = await _restart(pool, ids, FAILED if what == "restart-failed" else ABORTED)
+    log.info("hydra evaluation action", evaluation_id=row["id"], action=what, builds=len(done))
+    raise web.HTTPFound(absolute(request, f"/eval/{row['id']}"))
+
+
+async def cancel_eval(request: web.Request) -> web.Response:
+    return await _eval_action(request, auth.CANCEL, "cancel")
+
+
+async def restart_failed_eval(request: web.Request) -> web.Response:
+    return await _eval_action(request, auth.RESTART, "restart-failed")
+
+
+async def restart_aborted_eval(request: web.Request) -> web.Response:
+    return await _eval_action(request, auth.RESTART, "restart-aborted")
+
+
+def _job(request: web.Request) -> tuple[str, str, str]:
+    info = request.match_info
+    return info["project"], info["jobset"], info["job"]
+
+
+async def _latest(request: web.Request, system: str | None, finished: bool) -> web.Response:
+    names = _job(request)
+    found = await request.app[CONTEXT].pool.fetchval(Q.hydra_job_latest, *names, system,
+                                                     finished)
+    if found is None:
+        raise ApiError(404, f"No successful build of job {q(names[2])} found.")
+    raise web.HTTPFound(absolute(request, f"/build/{found}"))
+
+
+async def job_latest(request: web.Request) -> web.Response:
+    return await _latest(request, None, False)
+
+
+async def job_latest_finished(request: web.Request) -> web.Response:
+    return await _latest(request, None, True)
+
+
+async def job_latest_for(request: web.Request) -> web.Response:
+    return await _latest(request, request.match_info["system"], False)
+
+
+async def job_shield(request: web.Request) -> web.Response:
+    """A shields.io endpoint document (https://shields.io/endpoint), as Hydra's."""
+    names = _job(request)
+    pool = request.app[CONTEXT].pool
+    if await pool.fetchrow(Q.hydra_job_exists, *names) is None:
+        raise ApiError(404, f"Job {q(names[2])} doesn't exist.")
+    status = await pool.fetchval(Q.hydra_job_last_finished, *names)
+    message, colour = {None: ("queued", "lightgrey"), 0: ("passing", "green"),
+                       4: ("cancelled", "lightgrey")}.get(status, ("failing", "red"))
+    return web.json_response({"schemaVersion": 1, "label": "hydra build",
+                              "message": message, "color": colour})
+
+
+async def search(request: web.Request) -> web.Response:
+    # Bounded in one place (api/search.py): a minimum length, rows and statements per call.
+    text = search_api.hydra_query(request)
+    return web.json_response(await search_api.hydra_search(request.app[CONTEXT].pool, text))
+
+
+def _nr(request: web.Request, default: int, maximum: int) -> int:
+    raw = request.query.get("nr", str(default))
+    if not raw.isdigit() or not 0 < int(raw) <= maximum:
+        raise bad(f"Parameter \u2018nr\u2019 must be a number between 1 and {maximum}.")
+    return int(raw)
+
+
+async def latest_builds(request: web.Request) -> web.Response:
+    nr = _nr(request, 10, 1000)
+    q = request.query
+    pool = request.app[CONTEXT].pool
+    ids = [r["id"] for r in await pool.fetch(Q.hydra_latest_builds, nr, q.get("project"),
+                                              q.get("jobset"), q.get("job"), q.get("system"))]
+    found = {b["id"]: b for b in await shapes.builds(pool, ids)}
+    return web.json_response([found[i] for i in ids if i in found])
+
+
+async def queue(request: web.Request) -> web.Response:
+    nr = _nr(request, 100, 10000)
+    pool = request.app[CONTEXT].pool
+    ids = [r["id"] for r in await pool.fetch(Q.hydra_queue, nr)]
+    found = {b["id"]: b for b in await shapes.builds(pool, ids)}
+    return web.json_response([found[i] for i in ids if i in found])
+
+
+async def nr_builds(request: web.Request) -> web.Response:
+    period = request.query.get("period", "hour")
+    if period not in ("hour", "day", "month"):
+        raise bad("Parameter \u2018period\u2019 must be one of hour, day, month.")
+    nr = _nr(request, 24, 1000)
+    q = request.query
+    rows = await request.app[CONTEXT].pool.fetch(Q.hydra_nr_builds, period, nr,
+                                                 q.get("project"), q.get("jobset"), q.get("job"))
+    return web.json_response([r["n"] for r in rows])

@@ -1,0 +1,316 @@
+"""Hydra's projects and jobsets: `/`, `/project/{id}`, `/jobset/{project}/{jobset}`,
+its evaluations, `/api/jobsets` and `/api/push`.
+
+Circus evaluates one repository per project, Hydra one per jobset input. A Hydra
+project therefore starts with no repository, and the first jobset that names one (its
+flake, or the git input holding its Nix expression) gives it; another jobset of the
+project on another repository is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from circus.db.queries import Q
+from circus.server.accounts import auth, sessions
+from circus.server.http import safety
+from circus.server.http.errors import ApiError
+from circus.server.http.keys import CONTEXT
+from circus.server.hydra import shapes
+from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
+from circus.server.hydra.dispatch import require
+
+log = structlog.get_logger(__name__)
+
+INPUT_TYPES = ("boolean", "git", "nix", "path", "string")
+EVALS_PER_PAGE = 20
+
+
+def absolute(request: web.Request, path: str) -> str:
+    return str(request.url.origin()) + path
+
+
+def project_missing(name: str) -> ApiError:
+    return ApiError(404, f"Project {q(name)} doesn't exist.")
+
+
+def jobset_missing(name: str) -> ApiError:
+    return ApiError(404, f"Jobset {q(name)} doesn't exist.")
+
+
+async def list_projects(request: web.Request) -> web.Response:
+    rows = await request.app[CONTEXT].pool.fetch(Q.hydra_projects)
+    return web.json_response([shapes.project(r) for r in rows])
+
+
+async def get_project(request: web.Request) -> web.Response:
+    name = request.match_info["id"]
+    row = await request.app[CONTEXT].pool.fetchrow(Q.hydra_project, name)
+    if row is None:
+        raise project_missing(name)
+    return web.json_response(shapes.project(row))
+
+
+async def put_project(request: web.Request) -> web.Response:
+    name = request.match_info["id"]
+    pool = request.app[CONTEXT].pool
+    exists = await pool.fetchrow(Q.hydra_project, name)
+    await require(request, auth.ADMIN if exists else auth.CREATE_PROJECT)
+    body = await read(request)
+    new_name = text(body, "name", name) or name
+    for candidate in (name, new_name):
+        if not NAME_RE.fullmatch(candidate):
+            raise bad(f"Invalid project identifier {q(candidate)}.")
+    if "homepage" in body:
+        safety.check_homepage(text(body, "homepage"))
+    fields = (text(body, "displayname", exists["display_name"] if exists else new_name),
+              text(body, "description", exists["description"] if exists else ""),
+              text(body, "homepage", exists["homepage"] if exists else ""),
+              flag(body, "enabled", exists["enabled"] if exists else True))
+    uri = absolute(request, f"/project/{new_name}")
+    try:
+        if exists:
+            await pool.execute(Q.hydra_project_update, name, new_name, *fields)
+        else:
+            await pool.execute(Q.hydra_project_insert, new_name, *fields)
+    except asyncpg.UniqueViolationError:
+        raise ApiError(409, f"A project named {q(new_name)} already exists.") from None
+    log.info("hydra project saved", project=new_name, created=not exists)
+    if exists:
+        return web.json_response({"redirect": uri})
+    return web.json_response({"redirect": uri, "uri": uri, "name": new_name, "type": "project"},
+                             status=201, headers={"Location": uri})
+
+
+async def delete_project(request: web.Request) -> web.Response:
+    name = request.match_info["id"]
+    await require(request, auth.ADMIN)
+    if await request.app[CONTEXT].pool.fetchval(Q.hydra_project_delete, name) is None:
+        raise project_missing(name)
+    log.info("hydra project deleted", project=name)
+    return web.json_response({"redirect": absolute(request, "/")})
+
+
+async def _jobset_json(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
+    inputs = await pool.fetch(Q.hydra_jobset_inputs, [row["id"]])
+    # Credentials inside URLs are masked alike, so the shape still finds the main input.
+    shown = {**dict(row), "repository_url": safety.shown_url(row["repository_url"])}
+    return shapes.jobset(shown, [{**dict(i), "value": safety.shown_url(i["value"])}
+                                       for i in inputs])
+
+
+async def get_jobset(request: web.Request) -> web.Response:
+    project, name = request.match_info["project"], request.match_info["jobset"]
+    pool = request.app[CONTEXT].pool
+    row = await pool.fetchrow(Q.hydra_jobset, project, name)
+    if row is None:
+        if await pool.fetchrow(Q.hydra_project, project) is None:
+            raise project_missing(project)
+        raise jobset_missing(name)
+    return web.json_response(await _jobset_json(pool, row))
+
+
+def _inputs(body: dict[str, Any]) -> list[tuple[str, str, str]]:
+    raw = body.get("inputs") or {}
+    if not isinstance(raw, dict):
+        raise bad("Invalid value for \u2018inputs\u2019: expected an object of inputs by name.")
+    out = []
+    for name, spec in raw.items():
+        if not INPUT_NAME_RE.fullmatch(name):
+            raise bad(f"Invalid input name {q(name)}.")
+        if not isinstance(spec, dict):
+            raise bad(f"Invalid input {q(name)}: expected an object with type and value.")
+        kind = text(spec, "type")
+        if kind not in INPUT_TYPES:
+            raise bad(f"Invalid input type {q(kind)}; valid types: {', '.join(INPUT_TYPES)}.")
+        out.append((name, kind, text(spec, "value")))
+    return out
+
+
+def _source(body: dict[str, Any], inputs: list[tuple[str, str, str]]
+            ) -> tuple[bool, str, str | None, str]:
+    """(flake, repository URL, branch, Nix expression) of a jobset PUT."""
+    kind = number(body, "type", 0, 0, 1)
+    if kind == 1:
+        flake = text(body, "flake").strip()
+        if not flake:
+            raise bad("Flake URI is required for a flake jobset (type 1).")
+        url, branch = shapes.parse_flake(flake)
+        return True, url, branch, "hydraJobs"
+    input_name = text(body, "nixexprinput")
+    path = text(body, "nixexprpath").strip()
+    if not INPUT_NAME_RE.fullmatch(input_name):
+        raise bad(f"Invalid Nix expression input name {q(input_name)}.")
+    if not path or path.startswith("/") or ".." in path.split("/"):
+        raise bad(f"Invalid Nix expression path {q(path)}.")
+    named = {name: (kind_, value) for name, kind_, value in inputs}
+    if input_name not in named:
+        raise bad(f"The Nix expression input {q(input_name)} is not one of the jobset's inputs.")
+    kind_, value = named[input_name]
+    words = value.split()
+    if kind_ != "git" or not words:
+        raise bad(f"The Nix expression input {q(input_name)} must be a git input "
+                  "(\u201cURL [branch]\u201d): Circus evaluates from a git checkout.")
+    return False, words[0], words[1] if len(words) > 1 else None, path
+
+
+async def put_jobset(request: web.Request) -> web.Response:
+    project, name = request.match_info["project"], request.match_info["jobset"]
+    ctx = request.app[CONTEXT]
+    pool = ctx.pool
+    who = await require(request, auth.CREATE_JOBSET)  # before anything is looked up
+    owner = await pool.fetchrow(Q.hydra_project, project)
+    if owner is None:
+        raise project_missing(project)
+    exists = await pool.fetchrow(Q.hydra_jobset, project, name)
+    await require(request, auth.ADMIN if exists else auth.CREATE_JOBSET)
+    if not NAME_RE.fullmatch(name):
+        raise bad(f"Invalid jobset identifier {q(name)}.")
+    body = await read(request)
+    current = owner["repository_url"]
+    inputs = _unmasked(_inputs(body), current)
+    flake, url, branch, expression = _source(body, inputs)
+    if current and url == safety.shown_url(current):
+        url = current  # a client sending back the masked URL it read means the same one
+    # The same rules as /api/v1: the URL check, repointing and inputs need administer.
+    safety.check_git_url(url, ctx.config)
+    safety.check_repository_change(who, current, url)
+    safety.check_inputs(who, _extra_inputs(inputs, url, flake, body), ctx.config)
+    others = await pool.fetchval(Q.hydra_project_other_jobsets, owner["id"], name)
+    if current and current != url and others:
+        raise bad(f"Project {q(project)} evaluates {q(current)}: Circus evaluates one "
+                  f"repository per project, so put a jobset on {q(url)} in its own project.")
+    enabled = body.get("enabled", 1)
+    enabled = (1 if enabled else 0) if isinstance(enabled, bool) else number(
+        body, "enabled", 1, 0, 3)
+    row = (text(body, "description"), expression, flake, branch, enabled,
+           not flag(body, "visible", True), number(body, "checkinterval", 300, 0),
+           number(body, "schedulingshares", 100, 1), number(body, "keepnr", 3, 0))
+    async with pool.acquire() as conn, conn.transaction():
+        if current != url:
+            await conn.execute(Q.hydra_project_set_repository, owner["id"], url)
+        saved = await conn.fetchrow(Q.hydra_jobset_upsert, owner["id"], name, *row)
+        kept = [] if flake else inputs
+        await conn.execute(Q.hydra_jobset_inputs_clear, saved["id"])
+        await conn.execute(Q.hydra_jobset_inputs_insert, saved["id"],
+                           [i[0] for i in kept], [i[1] for i in kept], [i[2] for i in kept])
+    log.info("hydra jobset saved", project=project, jobset=name, created=saved["created"],
+             flake=flake)
+    uri = absolute(request, f"/jobset/{project}/{name}")
+    if not saved["created"]:
+        return web.json_response({"redirect": uri})
+    return web.json_response({"redirect": uri, "uri": uri, "name": name, "type": "jobset"},
+                             status=201, headers={"Location": uri})
+
+
+def _unmasked(inputs: list[tuple[str, str, str]], current: str | None
+              ) -> list[tuple[str, str, str]]:
+    """Inputs with the project's URL as GET showed it (credentials masked) put back."""
+    shown = safety.shown_url(current)
+    if not current or shown == current:
+        return inputs
+    out = []
+    for name, kind, value in inputs:
+        words = value.split()
+        if kind == "git" and words[:1] == [shown]:
+            value = " ".join([current, *words[1:]])
+        out.append((name, kind, value))
+    return out
+
+
+def _extra_inputs(inputs: list[tuple[str, str, str]], url: str, flake: bool,
+                  body: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The inputs beyond the one holding the Nix expression, which only names the
+    project's repository (checked as such): what /api/v1 would need an admin to add."""
+    if flake:
+        return []  # a flake jobset keeps no inputs
+    main = text(body, "nixexprinput")
+    return [i for i in inputs if not (i[0] == main and i[2].split()[:1] == [url])]
+
+
+async def delete_jobset(request: web.Request) -> web.Response:
+    project, name = request.match_info["project"], request.match_info["jobset"]
+    await require(request, auth.ADMIN)
+    if await request.app[CONTEXT].pool.fetchval(Q.hydra_jobset_delete, project, name) is None:
+        raise jobset_missing(name)
+    log.info("hydra jobset deleted", project=project, jobset=name)
+    return web.json_response({"redirect": absolute(request, f"/project/{project}")})
+
+
+async def _jobset_id(pool: asyncpg.Pool, project: str, name: str) -> int:
+    row = await pool.fetchrow(Q.hydra_jobset, project, name)
+    if row is None:
+        raise jobset_missing(name)
+    return row["id"]
+
+
+async def jobset_evals(request: web.Request) -> web.Response:
+    pool = request.app[CONTEXT].pool
+    jobset_id = await _jobset_id(pool, request.match_info["project"],
+                                 request.match_info["jobset"])
+    raw = request.query.get("page", "1")
+    page = int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+    total = await pool.fetchval(Q.hydra_evals_count, jobset_id)
+    rows = await pool.fetch(Q.hydra_evals_page, jobset_id, EVALS_PER_PAGE,
+                            (page - 1) * EVALS_PER_PAGE)
+    last = max(1, -(-total // EVALS_PER_PAGE))
+    doc: dict[str, Any] = {"evals": await shapes.evaluations(pool, rows),
+                           "first": "?page=1", "last": f"?page={last}"}
+    if page > 1:
+        doc["previous"] = f"?page={page - 1}"
+    if page < last:
+        doc["next"] = f"?page={page + 1}"
+    return web.json_response(doc)
+
+
+async def latest_eval(request: web.Request) -> web.Response:
+    project, name = request.match_info["project"], request.match_info["jobset"]
+    pool = request.app[CONTEXT].pool
+    await _jobset_id(pool, project, name)
+    found = await pool.fetchval(Q.hydra_latest_eval, project, name)
+    if found is None:
+        raise ApiError(404, f"Jobset {q(name)} has no finished evaluation.")
+    raise web.HTTPFound(absolute(request, f"/eval/{found}"))
+
+
+async def api_jobsets(request: web.Request) -> web.Response:
+    project = request.query.get("project")
+    if not project:
+        raise bad("Missing parameter \u2018project\u2019.")
+    pool = request.app[CONTEXT].pool
+    if await pool.fetchrow(Q.hydra_project, project) is None:
+        raise project_missing(project)
+    rows = await pool.fetch(Q.hydra_jobsets_overview, project)
+    return web.json_response([shapes.overview(r) for r in rows])
+
+
+async def _cross_site_get(request: web.Request) -> None:
+    """403 for a GET carrying only the session cookie: a link or image on another site
+    makes the browser send it too, with no Referer to tell. A Bearer key, the CSRF token
+    (X-CSRF-Token) or a POST (Origin-checked, as every Hydra write) is needed."""
+    if "Authorization" in request.headers:
+        return
+    session = await sessions.current(request)
+    if session is None or await auth.csrf_ok(request, session.csrf_token):
+        return  # without a session, require() answers
+    log.info("hydra push refused: GET with the cookie alone", user=session.name)
+    raise ApiError(403, "GET /api/push with a session cookie needs the X-CSRF-Token header "
+                        "(another site can make a browser send the cookie on a GET); use "
+                        "POST, an API key (Authorization: Bearer) or send the token")
+
+
+async def api_push(request: web.Request) -> web.Response:
+    if request.method == "GET":
+        await _cross_site_get(request)
+    await require(request, auth.TRIGGER)
+    wanted = [j for j in request.query.get("jobsets", "").split(",") if j.strip()]
+    rows = await request.app[CONTEXT].pool.fetch(Q.hydra_jobset_trigger, wanted)
+    triggered = sorted(r["label"] for r in rows)
+    # force=1 asks Hydra to evaluate even unchanged inputs; the Circus evaluator already
+    # does for a triggered jobset whose last evaluation failed, and skips otherwise.
+    log.info("hydra push", jobsets=triggered, force=request.query.get("force"))
+    return web.json_response({"jobsetsTriggered": triggered})

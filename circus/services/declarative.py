@@ -1,0 +1,64 @@
+"""Applying `[declarative]` (projects with jobsets and inputs, API keys, users) at start.
+
+Idempotent: the queries only touch rows whose values differ, so a second start with the
+same file changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+
+from circus.app.config import DeclarativeConfig, DeclarativeJobset, DeclarativeUser
+from circus.db.queries import Q
+from circus.services import passwords
+from circus.services.apikeys import hash_key
+
+log = structlog.get_logger(__name__)
+
+
+async def apply(pool: asyncpg.Pool, declared: DeclarativeConfig) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        for project in declared.projects:
+            await conn.execute(Q.declare_project, project.name, project.repository_url,
+                               project.description)
+            project_id = await conn.fetchval(Q.project_id_by_name, project.name)
+            for jobset in project.jobsets:
+                await _apply_jobset(conn, project_id, jobset)
+        hashes = []
+        for key in declared.api_keys:
+            digest = hash_key(key.secret())
+            hashes.append(digest)
+            await conn.execute(Q.declare_api_key, key.name, digest, key.role)
+        await conn.execute(Q.drop_undeclared_api_keys, hashes)
+        for user in declared.users:
+            await _apply_user(conn, user)
+        await conn.execute(Q.drop_undeclared_users, [u.username for u in declared.users])
+    if declared.projects or declared.api_keys or declared.users:
+        log.info("declarative configuration applied", projects=len(declared.projects),
+                 api_keys=len(declared.api_keys), users=len(declared.users))
+
+
+async def _apply_user(conn: asyncpg.Connection, user: DeclarativeUser) -> None:
+    secret = user.secret()
+    stored = await conn.fetchval(Q.declared_user_password_hash, user.username)
+    # Verify before re-hashing: argon2 salts each hash, so hashing an unchanged password
+    # would rewrite the row on every start.
+    new_hash = None
+    if stored is None or not await passwords.verify_async(stored, secret):
+        new_hash = await passwords.hash_async(secret)
+        log.info("declarative user password set", username=user.username)
+    await conn.execute(Q.declare_user, user.username, user.email, user.role, user.enabled,
+                       new_hash)
+
+
+async def _apply_jobset(conn: asyncpg.Connection, project_id: int,
+                        jobset: DeclarativeJobset) -> None:
+    await conn.execute(
+        Q.declare_jobset, project_id, jobset.name, jobset.nix_expression, jobset.flake,
+        jobset.branch, jobset.check_interval, 1 if jobset.enabled else 0, jobset.description,
+    )
+    jobset_id = await conn.fetchval(Q.jobset_id_by_name, project_id, jobset.name)
+    for item in jobset.inputs:
+        await conn.execute(Q.declare_jobset_input, jobset_id, item.name, item.type, item.value)
+    await conn.execute(Q.drop_undeclared_inputs, jobset_id, [i.name for i in jobset.inputs])
