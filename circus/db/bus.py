@@ -18,18 +18,17 @@ import asyncpg
 import attrs
 import structlog
 
+# The channel names live in the domain; re-exported so `bus.BUILD_LOG` etc. keep working.
+from circus.domain.bus import BUILD_CHANGED as BUILD_CHANGED
+from circus.domain.bus import BUILD_LOG as BUILD_LOG
+from circus.domain.bus import BUILDS_QUEUED as BUILDS_QUEUED
+from circus.domain.bus import CHANNELS as CHANNELS
+from circus.domain.bus import EVAL_CHANGED as EVAL_CHANGED
+from circus.domain.bus import EVAL_REQUESTED as EVAL_REQUESTED
+from circus.domain.bus import RECONNECTED as RECONNECTED
+from circus.domain.bus import SERVER_CLOSING as SERVER_CLOSING
+
 log = structlog.get_logger(__name__)
-
-# Every channel Circus uses, in one place.
-EVAL_REQUESTED = "circus_eval_requested"  # payload: jobset id
-EVAL_CHANGED = "circus_eval_changed"  # payload: evaluation id
-BUILDS_QUEUED = "circus_builds_queued"  # payload: number of builds or ''
-BUILD_CHANGED = "circus_build_changed"  # payload: build id
-BUILD_LOG = "circus_build_log"  # payload: build id
-CHANNELS = (EVAL_REQUESTED, EVAL_CHANGED, BUILDS_QUEUED, BUILD_CHANGED, BUILD_LOG)
-
-# Sent to every subscriber after a reconnect: "you may have missed something".
-RECONNECTED = "circus_reconnected"
 
 PROBE_INTERVAL = 15.0
 
@@ -57,7 +56,7 @@ class Bus:
     _conn: asyncpg.Connection | None = None
     _subs: set[Subscription] = attrs.Factory(set)
     _lost: asyncio.Event = attrs.Factory(asyncio.Event)
-    _task: asyncio.Task | None = None
+    _task: asyncio.Task[None] | None = None
     connected: asyncio.Event = attrs.Factory(asyncio.Event)
 
     async def start(self) -> None:

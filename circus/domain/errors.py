@@ -9,3 +9,14 @@ class CircusError(Exception):
 
 class StartupError(CircusError):
     """A role cannot start: the message names the cause and the fix, on one line."""
+
+
+class InvalidValue(CircusError, ValueError):
+    """A value from outside (a query parameter, a form field) that the vocabulary does
+    not know. `field` names where it came from; a front end answers 400 with
+    `field: problem` (circus.server.http.errors.bad_field)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import structlog
 
+from circus.domain.status import BuildStatus
 from circus.nix.cli import legacy, nix
 
 log = structlog.get_logger(__name__)
@@ -28,9 +29,6 @@ log = structlog.get_logger(__name__)
 ACT_BUILD = 105
 ACT_SUBSTITUTE = 108
 RES_BUILD_LOG_LINE = 101
-
-# Hydra's buildstatus codes that a Nix run can end with.
-SUCCESS, FAILED, ABORTED, TIMED_OUT, LOG_LIMIT = 0, 1, 3, 7, 10
 
 _TIMED_OUT = re.compile(r"timed out after \d+ seconds")
 _LOG_LIMIT = re.compile(r"killed after writing more than \d+ bytes of log output")
@@ -121,9 +119,9 @@ class _Reader:
             if failure is not None:
                 step.status, step.error_message = _status_of([failure], 0), failure
             elif step.finished_at is not None:
-                step.status = SUCCESS
+                step.status = BuildStatus.SUCCEEDED
             else:
-                step.status = ABORTED
+                step.status = BuildStatus.ABORTED
             step.finished_at = step.finished_at or _now()
         return sorted(self.steps.values(), key=lambda s: s.step_nr)
 
@@ -131,10 +129,10 @@ class _Reader:
 def _status_of(errors: list[str], returncode: int) -> int:
     text = "\n".join(errors)
     if _LOG_LIMIT.search(text):
-        return LOG_LIMIT
+        return BuildStatus.LOG_LIMIT_EXCEEDED
     if _TIMED_OUT.search(text) or returncode == _EXIT_TIMED_OUT:
-        return TIMED_OUT
-    return FAILED
+        return BuildStatus.TIMED_OUT
+    return BuildStatus.FAILED
 
 
 def _strip_ansi(text: str) -> str:
@@ -181,11 +179,11 @@ def _result(returncode: int, stdout: bytes, reader: _Reader) -> NixResult:
         outputs: dict[str, str] = {}
         for entry in json.loads(stdout or b"[]"):
             outputs.update(entry.get("outputs", {}))
-        return NixResult(SUCCESS, None, outputs, reader.finish())
+        return NixResult(BuildStatus.SUCCEEDED, None, outputs, reader.finish())
     status = _status_of(reader.errors, returncode)
     error = "\n".join(reader.errors) or f"nix build exited with status {returncode}"
-    infrastructure = status == FAILED and not reader.steps
-    return NixResult(ABORTED if infrastructure else status, error, {}, reader.finish(),
+    infrastructure = status == BuildStatus.FAILED and not reader.steps
+    return NixResult(BuildStatus.ABORTED if infrastructure else status, error, {}, reader.finish(),
                      infrastructure=infrastructure)
 
 

@@ -12,15 +12,15 @@ import attrs
 import structlog
 
 from circus.app.config import QueueRunnerConfig
+from circus.domain.status import BuildStatus
 from circus.nix import products
-from circus.nix.build import LOG_LIMIT, LineSink, NixResult, build_argv, run_build, stored_log
+from circus.nix.build import LineSink, NixResult, build_argv, run_build, stored_log
 from circus.nix.gcroots import GcRootError, GcRoots
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.runner.publish import Publisher
 
 log = structlog.get_logger(__name__)
 
-SUCCESS, FAILED_WITH_OUTPUT, TIMED_OUT = 0, 6, 7
 # Beyond Nix's own --timeout: if Nix itself hangs, the runner gives up this much later.
 WALL_CLOCK_SLACK = 60
 
@@ -36,7 +36,7 @@ class NoopBuilder:
     """Succeeds at once with no outputs; only for benchmarks of the queue."""
 
     async def build(self, build: ClaimedBuild, on_line: LineSink) -> Outcome:
-        return Outcome(status=SUCCESS)
+        return Outcome(status=BuildStatus.SUCCEEDED)
 
 
 @attrs.define
@@ -58,17 +58,18 @@ class NixBuilder:
             async with asyncio.timeout(timeout + WALL_CLOCK_SLACK):
                 result = await _until_over(run_build(argv, counter.line), counter)
         except TimeoutError:
-            return Outcome(TIMED_OUT, f"nix did not finish within {timeout} s")
-        if result is None or result.status == LOG_LIMIT or counter.over.is_set():
+            return Outcome(BuildStatus.TIMED_OUT, f"nix did not finish within {timeout} s")
+        if (result is None or result.status == BuildStatus.LOG_LIMIT_EXCEEDED
+                or counter.over.is_set()):
             return self._over_limit(build, on_line)
-        if result.status == SUCCESS and counter.lines == 0:
+        if result.status == BuildStatus.SUCCEEDED and counter.lines == 0:
             await _replay_stored_log(build.drv_path, on_line)
         outcome = Outcome(result.status, result.error, result.outputs, result.steps,
                           infrastructure=result.infrastructure)
-        if result.status == SUCCESS:
+        if result.status == BuildStatus.SUCCEEDED:
             await asyncio.to_thread(_inspect_outputs, outcome)
             await self._add_roots(build, outcome.outputs)
-            if self.publisher is not None and outcome.status == SUCCESS:
+            if self.publisher is not None and outcome.status == BuildStatus.SUCCEEDED:
                 await self.publisher.settle(build.id, outcome)  # cache, sign, upload
         return outcome
 
@@ -78,7 +79,7 @@ class NixBuilder:
         on_line(message)  # stored if it still fits; else the log sink's marker says it
         log.warning("build stopped: log limit exceeded", build_id=build.id,
                     max_log_size=self.max_log_size)
-        return Outcome(LOG_LIMIT, message)
+        return Outcome(BuildStatus.LOG_LIMIT_EXCEEDED, message)
 
     async def _add_roots(self, build: ClaimedBuild, outputs: dict[str, str]) -> None:
         if self.gcroots is None:
@@ -140,5 +141,5 @@ def _inspect_outputs(outcome: Outcome) -> None:
     outcome.products = products.products_of(outcome.outputs)
     outcome.metrics = products.metrics_of(outcome.outputs)
     if products.failed_with_output(outcome.outputs):
-        outcome.status = FAILED_WITH_OUTPUT
+        outcome.status = BuildStatus.FAILED_WITH_OUTPUT
         outcome.error = "the build reported failure (nix-support/failed)"

@@ -9,8 +9,6 @@ import attrs
 from circus.nix.build import Step
 from circus.nix.products import Metric, Product
 
-ABORTED = 3
-
 
 @attrs.define
 class ClaimedBuild:
@@ -39,5 +37,6 @@ class Outcome:
     steps: list[Step] = attrs.Factory(list)
     products: list[Product] = attrs.Factory(list)
     metrics: list[Metric] = attrs.Factory(list)
-    # The machine failed, not the build: it is retried, and ends as aborted (3) at most.
+    # The machine failed, not the build: it is retried, and ends as
+    # BuildStatus.ABORTED at most.
     infrastructure: bool = False

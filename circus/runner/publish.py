@@ -17,14 +17,13 @@ import structlog
 
 from circus.app.config import Config
 from circus.db.queries import Q
+from circus.domain.status import BuildStatus
 from circus.nix import pathinfo
 from circus.nix.cli import nix
 from circus.nix.signing import BadKey, SigningKey
 from circus.nix.upload import Uploader, UploadError
 
 log = structlog.get_logger(__name__)
-
-FAILED = 1
 
 
 class Settled(Protocol):
@@ -71,7 +70,7 @@ class Publisher:
         """Publish a successful build's outputs; fail it if the upload must succeed."""
         published = await self.publish(build_id, outcome.outputs)
         if published.error:
-            outcome.status, outcome.error = FAILED, published.error
+            outcome.status, outcome.error = BuildStatus.FAILED, published.error
 
     async def publish(self, build_id: int, outputs: dict[str, str]) -> Published:
         blog = log.bind(build_id=build_id)

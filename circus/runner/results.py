@@ -6,10 +6,9 @@ import asyncpg
 import attrs
 
 from circus.db.queries import Q
+from circus.domain.status import BuildStatus
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.store import logs
-
-SUCCESS = 0
 
 
 @attrs.define
@@ -40,7 +39,7 @@ async def finish_many(pool: asyncpg.Pool, runner_id: str, endings: list[Ending])
 
 def _bare(ending: Ending) -> bool:
     outcome = ending.outcome
-    return not ending.has_log and outcome.status == SUCCESS and not (
+    return not ending.has_log and outcome.status == BuildStatus.SUCCEEDED and not (
         outcome.outputs or outcome.steps or outcome.products or outcome.metrics)
 
 
@@ -57,7 +56,7 @@ async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:
     await _insert_results(conn, build.id, outcome)
     if ending.has_log:
         await logs.fold(conn, build.id)
-    if outcome.status != SUCCESS:
+    if outcome.status != BuildStatus.SUCCEEDED:
         await fail_dependents(conn, build.id, f"dependency {build.job} "
                                               f"(build {build.id}) failed")
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from circus.db.queries import Q
 from circus.domain import status as buildstatus
+from circus.domain.errors import InvalidValue
 from circus.server.accounts import auth
 from circus.server.api.offsets import OffsetAnchors
 from circus.server.api.projects import resolve_project_id
@@ -78,7 +79,10 @@ def _filters(request: web.Request, project_id: int | None) -> tuple[Any, ...]:
     state, code = None, None
     raw = params.query_text(request, "status")
     if raw is not None:
-        state, code = buildstatus.parse_filter(raw)
+        try:
+            state, code = buildstatus.parse_filter(raw)
+        except InvalidValue as exc:
+            raise bad_field(exc.field, exc.problem) from exc
     return (
         project_id if project_id is not None else params.query_id(request, "project_id"),
         params.query_id(request, "jobset_id"),
@@ -100,7 +104,7 @@ def _access_path(filters: tuple[Any, ...]) -> str:
         return "project" if code is None else "project_status"
     if code is not None:
         return "buildstatus"
-    if state in ("queued", "running"):
+    if state in buildstatus.UNFINISHED:
         return "unfinished"
     return "all"
 
@@ -134,14 +138,17 @@ async def _page_rows(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...],
     only_ids = all(f is None for f in residual) and (
         (path == "all") or (path == "project" and jobset is None)
         or (path == "jobset" and project is None))
+    rows: list[asyncpg.Record]
     if not only_ids:
-        return await pool.fetch(Q[f"api_builds_page_{path}"], *filters, page.limit,
+        rows = await pool.fetch(Q[f"api_builds_page_{path}"], *filters, page.limit,
                                 page.offset, before)
+        return rows
     key = {"all": (), "project": (project,), "jobset": (jobset,)}[path]
     offset = page.offset
     if path == "all" and before is None and anchors is not None:
         before, offset = await anchors.locate(pool, offset)
-    return await pool.fetch(Q[f"api_builds_ids_{path}"], before, page.limit, offset, *key)
+    rows = await pool.fetch(Q[f"api_builds_ids_{path}"], before, page.limit, offset, *key)
+    return rows
 
 
 async def _list(request: web.Request, project_id: int | None = None) -> web.Response:

@@ -8,6 +8,7 @@ import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
+from circus.domain.status import EVALUATION_STATUSES
 from circus.server.accounts import auth
 from circus.server.http import params, responses
 from circus.server.http.errors import ApiError, bad_field, not_found
@@ -26,8 +27,6 @@ from circus.server.http.openapi import (
 )
 
 log = structlog.get_logger(__name__)
-
-EVALUATION_STATUSES = ("running", "succeeded", "failed", "cancelled")
 
 EVALUATION = obj(
     id=INT, jobset_id=INT, jobset=STR, project_id=INT, project=STR, status=STR,
@@ -90,7 +89,7 @@ async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
     if "project" in body or "jobset" in body:
         project = params.text(body, "project")
         jobset = params.text(body, "jobset")
-        found = await pool.fetchval(Q.api_jobset_id_for_names, project, jobset)
+        found: int | None = await pool.fetchval(Q.api_jobset_id_for_names, project, jobset)
         if found is None:
             raise not_found(f"jobset {project}:{jobset}")
         return found

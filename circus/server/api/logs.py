@@ -34,8 +34,6 @@ log = structlog.get_logger(__name__)
 # NOTIFY wakes a stream at once; this timer only covers a notification lost in a reconnect
 # (and notices a client that went away).
 SAFETY_POLL = 5.0
-# Put into each stream's subscription at shutdown.
-_CLOSING = "circus_server_closing"
 # Bytes read (and held) at a time by any log reader: what a reader costs in memory.
 PAGE_BYTES = 256 * 1024
 # Hydra's /log/tail: its last 50 lines, from at most this much of the log's end.
@@ -304,7 +302,7 @@ async def _wait_for_news(sub: bus.Subscription, build_id: int) -> None:
     mine = str(build_id)
     while (left := deadline - loop.time()) > 0:
         events = await sub.wait(timeout=left)
-        if any(payload == mine or channel in (bus.RECONNECTED, _CLOSING)
+        if any(payload == mine or channel in (bus.RECONNECTED, bus.SERVER_CLOSING)
                for channel, payload in events):
             return
 
@@ -314,7 +312,7 @@ async def close_streams(app: web.Application) -> None:
     its Last-Event-ID) so that stopping never waits for a build to finish."""
     app[CLOSING].set()
     for sub in app[STREAMS]:
-        sub.queue.put_nowait((_CLOSING, ""))
+        sub.queue.put_nowait((bus.SERVER_CLOSING, ""))
     if app[STREAMS]:
         log.info("closing live log streams", count=len(app[STREAMS]))
 

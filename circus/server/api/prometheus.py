@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
+from circus.domain.status import EVALUATION_STATUSES, BuildStatus
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import doc
 
@@ -49,13 +50,13 @@ async def render(pool: asyncpg.Pool) -> str:
             counts["pending"] += n
         elif row["state"] == "running":
             counts["running"] += n
-        elif code == 0:
+        elif code == BuildStatus.SUCCEEDED:
             counts["succeeded"] += n
         else:
             counts["failed"] += n
         if code is not None:
             completed[row["project_id"]] += n
-            if code != 0:
+            if code != BuildStatus.SUCCEEDED:
                 failed[row["project_id"]] += n
     durations = await pool.fetchrow(Q.prometheus_durations)
     evaluations = {r["status"]: r["n"] for r in await pool.fetch(Q.prometheus_evaluations)}
@@ -79,7 +80,7 @@ async def render(pool: asyncpg.Pool) -> str:
                      [({}, sum(evaluations.values()))])
     lines += _family("circus_evaluations_by_status", "Evaluations by status",
                      [({"status": s}, evaluations.get(s, 0))
-                      for s in ("running", "succeeded", "failed", "cancelled")])
+                      for s in EVALUATION_STATUSES])
     lines += _family("circus_queue_depth", "Builds waiting in the queue",
                      [({}, counts["pending"])])
     lines += _family("circus_projects_total", "Projects", [({}, len(projects))])

@@ -130,7 +130,7 @@ async def _wait(sub: bus.Subscription, build_id: int, closing: asyncio.Event) ->
         if any(payload == mine or channel == bus.RECONNECTED or not channel
                for channel, payload in events):
             return
-        if any(channel == "circus_server_closing" for channel, _ in events):
+        if any(channel == bus.SERVER_CLOSING for channel, _ in events):
             return
 
 

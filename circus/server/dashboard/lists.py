@@ -11,9 +11,11 @@ import attrs
 from aiohttp import web
 
 from circus.domain import status as buildstatus
+from circus.domain.errors import InvalidValue
 from circus.server.api import builds
 from circus.server.dashboard.view import PAGE_SIZE, Pager, filter_text, page_offset, pager
 from circus.server.http import params
+from circus.server.http.errors import bad_field
 
 
 @attrs.frozen
@@ -28,7 +30,10 @@ class BuildFilter:
     def as_tuple(self) -> tuple[Any, ...]:
         state, code = (None, None)
         if self.status:
-            state, code = buildstatus.parse_filter(self.status)
+            try:
+                state, code = buildstatus.parse_filter(self.status)
+            except InvalidValue as exc:
+                raise bad_field(exc.field, exc.problem) from exc
         return (self.project_id, self.jobset_id, self.evaluation_id, state, code, self.job,
                 self.system)
 
@@ -58,4 +63,4 @@ async def build_page(pool: asyncpg.Pool, request: web.Request,
     return rows, pager(request, total, exact=exact)
 
 
-STATUS_CHOICES = ("queued", "running", "finished", *buildstatus.CODE_NAMES.values())
+STATUS_CHOICES = (*buildstatus.STATES, *buildstatus.CODE_NAMES.values())

@@ -8,7 +8,7 @@ from html import escape
 from aiohttp import web
 
 from circus.db.queries import Q
-from circus.domain import status as buildstatus
+from circus.domain.status import BuildStatus
 from circus.server.http.errors import not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import doc
@@ -37,11 +37,11 @@ async def _message(request: web.Request) -> str:
         row = await pool.fetchrow(Q.api_job_latest, *names, False)
         if row is None:
             raise not_found(f"job {':'.join(names)}")
-        return row["state"]  # queued or running: nothing finished yet
-    if row["buildstatus"] == 0:
+        state: str = row["state"]
+        return state  # queued or running: nothing finished yet
+    if row["buildstatus"] == BuildStatus.SUCCEEDED:
         return "passing"
-    return "cancelled" if buildstatus.name("finished", row["buildstatus"]) == "cancelled" \
-        else "failing"
+    return "cancelled" if row["buildstatus"] == BuildStatus.CANCELLED else "failing"
 
 
 def _text_width(text: str) -> int:

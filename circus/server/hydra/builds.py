@@ -8,11 +8,14 @@ Hydra refuses with a 500 is a 400 here with Hydra's text.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
+from circus.domain.status import ABORTED_CODES, FAILED_CODES, BuildStatus
 from circus.server.accounts import auth
 from circus.server.api import search as search_api
 from circus.server.http.errors import ApiError
@@ -24,10 +27,6 @@ from circus.server.hydra.projects import absolute
 
 log = structlog.get_logger(__name__)
 
-# Hydra's buildstatus codes that "restart-failed" and "restart-aborted" take again.
-FAILED = [1, 2, 3, 4, 6, 7, 9, 10, 11]
-ABORTED = [3, 4, 9]
-
 
 def _id(request: web.Request, field: str, what: str) -> int:
     raw = request.match_info[field]
@@ -36,7 +35,7 @@ def _id(request: web.Request, field: str, what: str) -> int:
     return int(raw)
 
 
-async def _one_build(pool: asyncpg.Pool, build_id: int) -> dict:
+async def _one_build(pool: asyncpg.Pool, build_id: int) -> dict[str, Any]:
     found = await shapes.builds(pool, [build_id])
     if not found:
         raise ApiError(404, f"Build with ID {build_id} doesn't exist.")
@@ -79,7 +78,7 @@ async def restart_build(request: web.Request) -> web.Response:
     build_id = _id(request, "id", "Build")
     pool = request.app[CONTEXT].pool
     await _one_build(pool, build_id)
-    if not await _restart(pool, [build_id], [0, *FAILED]):
+    if not await _restart(pool, [build_id], list(BuildStatus)):
         raise bad("This build cannot be restarted.")
     log.info("hydra build restarted", build_id=build_id)
     raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
@@ -136,7 +135,8 @@ async def _eval_action(request: web.Request, permission: str, what: str) -> web.
     if what == "cancel":
         done = await _cancel(pool, ids)
     else:
-        done = await _restart(pool, ids, FAILED if what == "restart-failed" else ABORTED)
+        done = await _restart(pool, ids, list(FAILED_CODES if what == "restart-failed"
+                                             else ABORTED_CODES))
     log.info("hydra evaluation action", evaluation_id=row["id"], action=what, builds=len(done))
     raise web.HTTPFound(absolute(request, f"/eval/{row['id']}"))
 
@@ -186,8 +186,10 @@ async def job_shield(request: web.Request) -> web.Response:
     if await pool.fetchrow(Q.hydra_job_exists, *names) is None:
         raise ApiError(404, f"Job {q(names[2])} doesn't exist.")
     status = await pool.fetchval(Q.hydra_job_last_finished, *names)
-    message, colour = {None: ("queued", "lightgrey"), 0: ("passing", "green"),
-                       4: ("cancelled", "lightgrey")}.get(status, ("failing", "red"))
+    message, colour = {None: ("queued", "lightgrey"),
+                       BuildStatus.SUCCEEDED: ("passing", "green"),
+                       BuildStatus.CANCELLED: ("cancelled", "lightgrey"),
+                       }.get(status, ("failing", "red"))
     return web.json_response({"schemaVersion": 1, "label": "hydra build",
                               "message": message, "color": colour})
 

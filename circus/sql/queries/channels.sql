@@ -21,7 +21,7 @@ WITH ins AS (
     SELECT j.project_id, j.id, $3, $4 FROM jobsets j WHERE j.id = $2 AND j.project_id = $1
     RETURNING *
 )
-SELECT ins.*, pg_notify('circus_channel_changed', ins.id::text) AS notified FROM ins;
+SELECT ins.* FROM ins;
 
 -- name: channel_update
 WITH upd AS (
@@ -29,11 +29,11 @@ WITH upd AS (
      WHERE id = $1
     RETURNING *
 )
-SELECT upd.*, pg_notify('circus_channel_changed', upd.id::text) AS notified FROM upd;
+SELECT upd.* FROM upd;
 
 -- name: channel_delete
 DELETE FROM channels WHERE id = $1
-RETURNING id, pg_notify('circus_channel_changed', id::text);
+RETURNING id;
 
 -- name: channel_promote
 -- Point channel $1 at evaluation $2 (of its own jobset). Automatic promotion then only
@@ -46,7 +46,7 @@ WITH upd AS (
      WHERE c.id = $1 AND e.id = $2 AND e.jobset_id = c.jobset_id
     RETURNING c.*
 )
-SELECT upd.*, pg_notify('circus_channel_changed', upd.id::text) AS notified FROM upd;
+SELECT upd.* FROM upd;
 
 -- name: channels_advance
 -- Automatic promotion: each channel chosen by id ($1) or by a successful build of its
@@ -75,7 +75,7 @@ UPDATE channels c
    SET current_evaluation_id = g.evaluation_id, promoted_at = now(), updated_at = now()
   FROM green g
  WHERE c.id = g.id AND g.evaluation_id IS NOT NULL
-RETURNING c.id, c.current_evaluation_id, pg_notify('circus_channel_changed', c.id::text);
+RETURNING c.id, c.current_evaluation_id;
 
 -- name: channel_evaluation
 SELECT e.id, e.commit_hash, e.jobset_id, e.finished_at FROM evaluations e WHERE e.id = $1;

@@ -1,0 +1,20 @@
+"""The bus's channel names: every LISTEN/NOTIFY channel Circus uses, in one place (no
+I/O; circus/db/bus.py listens, the named queries and their callers notify).
+
+Payloads are small ids; the rows are the truth."""
+
+from __future__ import annotations
+
+EVAL_REQUESTED = "circus_eval_requested"  # payload: jobset id
+EVAL_CHANGED = "circus_eval_changed"  # payload: evaluation id
+BUILDS_QUEUED = "circus_builds_queued"  # payload: number of builds or ''
+BUILD_CHANGED = "circus_build_changed"  # payload: build id
+BUILD_LOG = "circus_build_log"  # payload: build id
+CHANNELS = (EVAL_REQUESTED, EVAL_CHANGED, BUILDS_QUEUED, BUILD_CHANGED, BUILD_LOG)
+
+# Not PostgreSQL channels: signals put into a subscriber's queue in this process.
+# After a reconnect: "you may have missed something".
+RECONNECTED = "circus_reconnected"
+# The server is stopping: a live stream ends now (its client reconnects elsewhere).
+SERVER_CLOSING = "circus_server_closing"
+SIGNALS = (RECONNECTED, SERVER_CLOSING)
