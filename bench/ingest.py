@@ -21,11 +21,13 @@ from pathlib import Path
 
 import asyncpg
 
-from circus.db import embedded, migrations
+from circus.db import embedded, migrations, queries
 from circus.db.queries import Q
 from circus.evaluator.ingest import Evaluation, ingest
 from circus.evaluator.inputs import EvalInput
 from circus.evaluator.jobs import JobMeta, JobRecord
+
+BENCH = queries.load(Path(__file__).parent / "sql")
 
 NIX32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -62,11 +64,11 @@ def synthetic_jobs(count: int, rng: random.Random) -> tuple[list[JobRecord], dic
 async def run(count: int, url: str) -> None:
     conn = await asyncpg.connect(url)
     await migrations.up(conn)
-    row = await conn.fetchrow(Q.evaluator_bench_jobset, "bench", "file:///bench", "main")
+    row = await conn.fetchrow(BENCH.bench_jobset, "bench", "file:///bench", "main")
     jobs, deps = synthetic_jobs(count, random.Random(42))
     print(f"{count} synthetic jobs, {sum(map(len, deps.values()))} dependencies; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    backend = await conn.fetchval(Q.evaluator_bench_backend_pid)
+    backend = await conn.fetchval(BENCH.bench_backend_pid)
     inputs = [EvalInput("src", "git", uri="file:///bench", revision="0" * 40)]
     for attempt, label in ((1, "first evaluation (all builds new)"),
                            (2, "second evaluation (all builds reused)")):
@@ -82,7 +84,7 @@ async def run(count: int, url: str) -> None:
               f"({len(jobs) / seconds:,.0f} jobs/s); builds={counts.nr_builds} "
               f"new={counts.nr_new_builds} errors={counts.nr_job_errors}; "
               f"CPU: PostgreSQL {pg:.2f} s, Python {py:.2f} s")
-    print(f"dependency rows: {await conn.fetchval(Q.evaluator_bench_dependency_count)}")
+    print(f"dependency rows: {await conn.fetchval(BENCH.bench_dependency_count)}")
     await conn.close()
 
 

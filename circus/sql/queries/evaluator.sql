@@ -195,20 +195,6 @@ UPDATE jobsets
 -- name: evaluator_notify
 SELECT pg_notify($1, $2);
 
--- name: evaluator_bench_jobset
--- bench/ingest.py: a project with one jobset to ingest into.
-WITH p AS (
-    INSERT INTO projects (name, repository_url) VALUES ($1, $2) RETURNING id
-)
-INSERT INTO jobsets (project_id, name) SELECT id, $3 FROM p
-RETURNING id, project_id;
-
--- name: evaluator_bench_dependency_count
-SELECT count(*) FROM build_dependencies;
-
--- name: evaluator_bench_backend_pid
-SELECT pg_backend_pid();
-
 -- name: evaluator_try_lock_jobset
 -- One evaluation of a jobset at a time across every evaluator process. A session lock:
 -- a process that dies releases it with its connection.

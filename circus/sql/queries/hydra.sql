@@ -49,13 +49,6 @@ SELECT j.*, p.name AS project, p.repository_url,
   JOIN projects p ON p.id = j.project_id
  WHERE p.name = $1 AND j.name = $2;
 
--- name: hydra_jobsets_of_project
-SELECT j.*, p.name AS project, p.repository_url, NULL::timestamptz AS eval_started_at
-  FROM jobsets j
-  JOIN projects p ON p.id = j.project_id
- WHERE p.id = $1
- ORDER BY j.name;
-
 -- name: hydra_jobset_inputs
 SELECT jobset_id, name, type, value FROM jobset_inputs
  WHERE jobset_id = ANY($1::bigint[])
@@ -73,9 +66,6 @@ ON CONFLICT (project_id, name) DO UPDATE
        scheduling_shares = EXCLUDED.scheduling_shares,
        keep_evaluations = EXCLUDED.keep_evaluations, updated_at = now()
 RETURNING id, (xmax = 0) AS created;
-
--- name: hydra_jobset_rename
-UPDATE jobsets SET name = $2, updated_at = now() WHERE id = $1 RETURNING id;
 
 -- name: hydra_jobset_inputs_clear
 -- A Hydra jobset PUT replaces every input at once: cleared, then inserted, in one
@@ -184,9 +174,6 @@ SELECT build_id, evaluation_id FROM evaluation_builds
 -- name: hydra_build_constituents
 SELECT constituent_id FROM aggregate_constituents WHERE aggregate_id = $1
  ORDER BY constituent_id;
-
--- name: hydra_build_exists
-SELECT id FROM builds WHERE id = $1;
 
 -- name: hydra_job_latest
 -- The newest successful build of a job; $4 a system or NULL; $5 true: only builds of
