@@ -38,17 +38,17 @@ class BadValue(ValueError):
         self.key = key
 
 
-def _positive(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _positive(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value <= 0:
         raise BadValue(attribute.name, f"must be greater than 0, got {value}")
 
 
-def _non_negative(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value < 0:
         raise BadValue(attribute.name, f"must be 0 or more, got {value}")
 
 
-def _port(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+def _port(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise BadValue(attribute.name, f"must be a TCP port between 0 and 65535, got {value}")
 
@@ -397,7 +397,10 @@ def _make_converter() -> cattrs.Converter:
             raise ValueError(f"expected one of {', '.join(map(str, choices))}, got {value!r}")
         return value
 
-    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, literal)
+    def is_literal(kind: Any) -> bool:
+        return typing.cast(Any, typing.get_origin(kind)) is Literal
+
+    conv.register_structure_hook_func(is_literal, literal)
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], lambda v, _t: _table(v))
     return conv
 
@@ -430,13 +433,11 @@ def _describe(exc: BaseException, path: str = "") -> list[str]:
 def _notes(group: BaseException) -> list[str]:
     out = []
     for sub in group.exceptions:  # type: ignore[attr-defined]
-        name = ""
+        name: object = None
         for note in getattr(sub, "__notes__", []):
             name = getattr(note, "name", None) or getattr(note, "index", None)
-            if name is None:
-                name = ""
             break
-        out.append(str(name))
+        out.append("" if name is None else str(name))
     return out
 
 
@@ -573,7 +574,8 @@ def _saved_declarative(state_dir: str | None) -> dict[str, Any]:
     path = Path(state_dir or Config().state_dir) / DECLARATIVE_FILE
     if not path.is_file():
         return {}
-    return _read_toml(path).get("declarative", {})
+    saved: dict[str, Any] = _read_toml(path).get("declarative", {})
+    return saved
 
 
 # What `config show`, the admin API and every page print in place of a secret: only

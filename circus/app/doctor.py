@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import grp
-import inspect
 import json
 import os
 import re
@@ -46,13 +45,11 @@ class Check:
 
 async def checks() -> AsyncIterator[Check]:
     """Each check in order, stopping after the first that fails."""
-    steps: tuple[Callable[[dict[str, Any]], Check | Awaitable[Check]], ...] = (
-        _version, _build_users, _store, _features, _trivial_build)
+    steps: tuple[Callable[[dict[str, Any]], Awaitable[Check]], ...] = (
+        _version, _in_thread(_build_users), _in_thread(_store), _features, _trivial_build)
     settings: dict[str, Any] = {}
     for step in steps:
-        # The file-system checks are a few stat calls: run in a thread all the same.
-        check = await step(settings) if inspect.iscoroutinefunction(step) else \
-            await asyncio.to_thread(step, settings)
+        check = await step(settings)
         yield check
         if not check.ok:
             return
@@ -94,6 +91,14 @@ def _last_error(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     return (errors or lines or ["(no message)"])[-1]
+
+
+def _in_thread(step: Callable[[dict[str, Any]], Check]
+               ) -> Callable[[dict[str, Any]], Awaitable[Check]]:
+    """The file-system checks are a few stat calls: run in a thread all the same."""
+    async def run(settings: dict[str, Any]) -> Check:
+        return await asyncio.to_thread(step, settings)
+    return run
 
 
 async def _version(settings: dict[str, Any]) -> Check:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -22,7 +23,7 @@ log = structlog.get_logger(__name__)
 ROLES = ("server", "evaluator", "runner")
 
 
-def _role_main(role: str) -> Callable[[Context], Awaitable[None]]:
+def _role_main(role: str) -> Callable[[Context], Coroutine[Any, Any, None]]:
     # Imported lazily: a runner-only machine never loads the web server.
     if role == "server":
         from circus.server.http.role import run

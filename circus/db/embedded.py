@@ -66,7 +66,7 @@ class EmbeddedPostgres:
     def admin_url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
-    def _run(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(bin_path() / binary), *args],
             # Group too: with root's group, root-owned parents would deny the server.

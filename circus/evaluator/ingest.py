@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import attrs
@@ -64,7 +65,7 @@ def _settle(job: JobRecord, jobs_of: dict[str, list[str]]) -> JobRecord:
     return attrs.evolve(job, constituents=[n for c in job.constituents for n in jobs_of[c]])
 
 
-def _rows(good: list[JobRecord], deps: Mapping[str, Collection[str]]) -> Iterator[tuple]:
+def _rows(good: list[JobRecord], deps: Mapping[str, Collection[str]]) -> Iterator[tuple[Any, ...]]:
     """Staging rows; dependencies and constituents as the numbers of other rows."""
     by_drv: dict[str, list[int]] = {}
     by_name: dict[str, int] = {}

@@ -93,8 +93,8 @@ def meta_text(value: Any) -> str:
         return ", ".join(t for t in (meta_text(v) for v in value) if t)
     if isinstance(value, dict):
         for key in ("spdxId", "shortName", "fullName", "email", "github", "name"):
-            if isinstance(value.get(key), str):
-                return value[key]
+            if isinstance(text := value.get(key), str):
+                return text
         return ""
     return str(value)
 

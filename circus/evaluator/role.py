@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -72,7 +73,7 @@ async def _schedule(ctx: Context, loop: _Loop) -> float:
             task = asyncio.create_task(_in_slot(ctx, loop.slots, jobset),
                                        name=f"evaluate {jobset.label}")
             loop.running[jobset.id] = task
-            task.add_done_callback(lambda t, jid=jobset.id: loop.finished(jid, t))
+            task.add_done_callback(functools.partial(loop.finished, jobset.id))
         due_in = await ctx.pool.fetchval(Q.evaluator_seconds_until_due, list(loop.running))
     except DB_ERRORS as exc:
         log.error("evaluator cannot read the jobsets; retrying", error=str(exc),

@@ -16,7 +16,7 @@ import fcntl
 import lzma
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
 import brotli
@@ -62,7 +62,7 @@ class _Zstd:
         return b"".join(self._obj.compress(data))
 
     def flush(self) -> bytes:
-        return b"".join(self._obj.finish())
+        return b"".join(self._obj.finish())  # type: ignore[no-untyped-call]
 
 
 class _Brotli:
@@ -70,10 +70,10 @@ class _Brotli:
         self._obj = brotli.Compressor(quality=1)
 
     def compress(self, data: bytes) -> bytes:
-        return self._obj.process(data)
+        return bytes(self._obj.process(data))
 
     def flush(self) -> bytes:
-        return self._obj.finish()
+        return bytes(self._obj.finish())
 
 
 # Low presets: these run while the client waits, not once ahead of time.
@@ -162,7 +162,7 @@ class _Producer:
                 pipe.close()
 
 
-async def stream(store_path: str, compression: str) -> AsyncIterator[bytes]:
+async def stream(store_path: str, compression: str) -> AsyncGenerator[bytes, None]:
     """The NAR of `store_path`, compressed, chunk by chunk; raises NarError when Nix
     fails. Closing the iterator early (client gone) stops `nix-store` at once."""
     producer = _Producer(store_path, compression, asyncio.get_running_loop())

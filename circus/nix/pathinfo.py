@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import re
+from typing import Any
 
 import attrs
 
@@ -73,7 +74,7 @@ class PathInfo:
                 f"{','.join(sorted(self.references))}")
 
     @classmethod
-    def from_json(cls, entry: dict) -> PathInfo:
+    def from_json(cls, entry: dict[str, Any]) -> PathInfo:
         return cls(path=entry["path"], nar_hash=sha256_nix32(entry["narHash"]),
                    nar_size=int(entry["narSize"]),
                    references=tuple(sorted(entry.get("references") or ())),

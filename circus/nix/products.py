@@ -50,7 +50,7 @@ def _mode(path: Path) -> int | None:
         return None
 
 
-def _within(path: PurePosixPath, root: PurePosixPath) -> bool:
+def _within(path: PurePosixPath, root: PurePosixPath | Path) -> bool:
     return path == root or path.is_relative_to(root)
 
 

@@ -31,7 +31,7 @@ class Finisher:
     # Outcomes handed over and not yet recorded.
     in_hand: int = 0
     _pending: list[tuple[Ending, asyncio.Future[bool]]] = attrs.Factory(list)
-    _task: asyncio.Task | None = None
+    _task: asyncio.Task[None] | None = None
 
     async def finish(self, build: ClaimedBuild, outcome: Outcome, has_log: bool) -> bool:
         """Store the outcome unless the build is no longer ours: False then. Cancelling

@@ -60,7 +60,7 @@ class LogSink:
     _kept: int = 0  # bytes taken in (stored or waiting to be)
     _full: bool = False
     _closing: asyncio.Event = attrs.Factory(asyncio.Event)
-    _task: asyncio.Task | None = None
+    _task: asyncio.Task[None] | None = None
 
     def add(self, line: str) -> None:
         if self._full:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import asyncpg
 import attrs
 import structlog
-from structlog.typing import BindableLogger
+from structlog.typing import FilteringBoundLogger
 
 from circus.app.config import QueueRunnerConfig
 from circus.app.context import Context
@@ -58,11 +59,11 @@ class Runner:
     ctx: Context
     builder: Builder
     systems: list[str]
-    running: dict[int, asyncio.Task] = attrs.Factory(dict)
+    running: dict[int, asyncio.Task[None]] = attrs.Factory(dict)
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
-    _background: set[asyncio.Task] = attrs.Factory(set)
+    _background: set[asyncio.Task[object]] = attrs.Factory(set)
     _finisher: Finisher = attrs.field(init=False)
-    _build_log: BindableLogger = attrs.field(init=False)
+    _build_log: FilteringBoundLogger = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._finisher = Finisher(self.ctx.pool, self.ctx.instance, slot_freed=self.wake)
@@ -126,7 +127,7 @@ class Runner:
         self.running[build.id] = task
         task.add_done_callback(lambda t: self._done(build.id, t))
 
-    def _done(self, build_id: int, task: asyncio.Task) -> None:
+    def _done(self, build_id: int, task: asyncio.Task[None]) -> None:
         self.running.pop(build_id, None)
         self.wake.set()
         if not task.cancelled() and task.exception() is not None:
@@ -134,8 +135,8 @@ class Runner:
                       error=repr(task.exception()))
             self._spawn(lease.hand_back(self.ctx.pool, self.ctx.instance, [build_id]))
 
-    def _spawn(self, coro: Awaitable[object]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -7,24 +7,26 @@ import time
 
 import asyncpg
 import structlog
-from structlog.typing import BindableLogger
+from structlog.typing import FilteringBoundLogger
 
+from circus.domain.status import BuildStatus
 from circus.runner import lease, results
 from circus.runner.builders import Builder
 from circus.runner.finisher import Finisher
 from circus.runner.logsink import LogSink
-from circus.runner.outcome import ABORTED, ClaimedBuild, Outcome
+from circus.runner.outcome import ClaimedBuild, Outcome
 
 log = structlog.get_logger(__name__)
 
 
-def resolved_log() -> BindableLogger:
+def resolved_log() -> FilteringBoundLogger:
     """This module's logger as configured now, for `execute(runner_log=...)`."""
-    return log.bind()
+    bound: FilteringBoundLogger = log.bind()
+    return bound
 
 
 async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
-                  build: ClaimedBuild, runner_log: BindableLogger | None = None,
+                  build: ClaimedBuild, runner_log: FilteringBoundLogger | None = None,
                   infrastructure_retries: int = 2) -> None:
     """Build and record. Cancelled (build cancelled, lease lost, shutdown): the build
     process is stopped, the log so far kept, and no status written. A failure of the
@@ -47,7 +49,7 @@ async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
         raise
     except Exception as exc:
         blog.exception("build could not be run", error=str(exc))
-        outcome = Outcome(ABORTED, f"runner error: {exc}", infrastructure=True)
+        outcome = Outcome(BuildStatus.ABORTED, f"runner error: {exc}", infrastructure=True)
     await sink.close()
     if outcome.infrastructure:
         if build.attempts <= infrastructure_retries:
@@ -55,7 +57,7 @@ async def execute(pool: asyncpg.Pool, finisher: Finisher, builder: Builder,
                          attempt=build.attempts, error=outcome.error)
             await lease.hand_back(pool, finisher.runner_id, [build.id])
             return
-        outcome.status = ABORTED
+        outcome.status = BuildStatus.ABORTED
         outcome.error = (f"infrastructure failure, {build.attempts} attempts: "
                          f"{outcome.error}")
     recorded = await finisher.finish(build, outcome, sink.written)

@@ -220,7 +220,8 @@ async def password_login(pool: asyncpg.Pool, limits: Limits, client: Client,
     if not row["enabled"]:
         bound.info("login refused", reason="disabled")
         raise Disabled(f"user {username!r} is disabled")
-    return row["id"]
+    user_id: int = row["id"]
+    return user_id
 
 
 async def key_login(pool: asyncpg.Pool, client: Client, key: str) -> int:
@@ -231,7 +232,8 @@ async def key_login(pool: asyncpg.Pool, client: Client, key: str) -> int:
     if row is None:
         log.info("login refused", reason="unknown API key", address=client.address)
         raise BadCredentials("unknown API key")
-    return row["id"]
+    key_id: int = row["id"]
+    return key_id
 
 
 async def check_password(pool: asyncpg.Pool, limits: Limits, client: Client,

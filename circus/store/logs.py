@@ -104,7 +104,7 @@ class _Frames:
             if self._dobj is None:
                 self._dobj = zstandard.ZstdDecompressor().decompressobj()
             data, self._input = self._input, b""
-            out = self._dobj.decompress(data)
+            out: bytes = self._dobj.decompress(data)
             if self._dobj.eof:  # the next frame starts in what is left over
                 self._input, self._dobj = self._dobj.unused_data, None
             if out:

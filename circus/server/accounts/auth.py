@@ -112,7 +112,7 @@ async def csrf_ok(request: web.Request, expected: str) -> bool:
 
 async def authenticate(request: web.Request) -> Principal:
     """The caller, from the Bearer key or else the session cookie; 401 without either."""
-    known = request.get(_PRINCIPAL)
+    known: Principal | None = request.get(_PRINCIPAL)
     if known is not None:
         return known
     header = request.headers.get("Authorization")
@@ -141,7 +141,7 @@ def csrf_refused() -> ApiError:
 
 def principal(request: web.Request) -> Principal:
     """The principal a `@requires`/`@requires_login` view runs for."""
-    who = request.get(_PRINCIPAL)
+    who: Principal | None = request.get(_PRINCIPAL)
     if who is None:
         raise RuntimeError("principal() outside an authenticated view")
     return who

@@ -138,7 +138,8 @@ async def _link_user(request: web.Request, profile: dict[str, Any]) -> int:
         log.info("user created from GitHub", username=username, github_id=profile["id"])
     if not found["enabled"]:
         raise ApiError(403, f"user {found['username']!r} is disabled")
-    return found["id"]
+    user_id: int = found["id"]
+    return user_id
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

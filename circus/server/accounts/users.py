@@ -50,7 +50,7 @@ STAR_BODY = obj(jobset_id=INT, job=STR)
 
 
 def _role(body: dict[str, Any], default: Any) -> str:
-    role = params.text(body, "role", default)
+    role: str = params.text(body, "role", default)
     if role not in auth.ROLES:
         raise bad_field("role", f"{role!r} is not a role (one of {', '.join(auth.ROLES)})")
     return role
@@ -67,7 +67,7 @@ def _email(body: dict[str, Any], default: str | None) -> str | None:
 
 
 def _short(body: dict[str, Any], field: str, default: str) -> str:
-    value = params.text(body, field, default)
+    value: str = params.text(body, field, default)
     if len(value) > MAX_TEXT:
         raise bad_field(field, f"must be at most {MAX_TEXT} characters")
     return value

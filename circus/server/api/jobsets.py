@@ -77,7 +77,7 @@ class JobsetSpec:
             keep_evaluations=params.integer(body, "keep_evaluations", old["keep_evaluations"]),
         )
 
-    def row(self) -> tuple:
+    def row(self) -> tuple[Any, ...]:
         return (self.name, self.nix_expression, self.flake, self.branch, self.enabled,
                 self.check_interval, self.description, self.scheduling_shares,
                 self.keep_evaluations)
@@ -102,7 +102,7 @@ async def resolve_jobset_id(request: web.Request, project_id: int, field: str = 
         found = await pool.fetchval(Q.api_jobset_id_for_name, project_id, raw)
     if found is None:
         raise not_found(f"jobset {raw!r} in project {project_id}")
-    return found
+    return int(found)
 
 
 def _duplicate(name: str) -> Exception:

@@ -60,7 +60,7 @@ class ProjectSpec:
             enabled=params.boolean(body, "enabled", old.get("enabled", True)),
         )
 
-    def row(self) -> tuple:
+    def row(self) -> tuple[Any, ...]:
         return (self.name, self.repository_url, self.description, self.display_name,
                 self.homepage, self.enabled)
 
@@ -81,6 +81,7 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
     """The project named in the path by id or by name; 404 when there is none."""
     raw = request.match_info[field]
     pool = request.app[CONTEXT].pool
+    found: int | None
     if raw.isdigit() and int(raw) <= params.MAX_ID:
         found = await pool.fetchval(Q.api_project_get_id, int(raw))
     else:

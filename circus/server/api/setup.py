@@ -108,7 +108,7 @@ async def probe_repository(url: str, config: Config) -> dict[str, Any]:
 
 
 def _url(request: web.Request, body: dict[str, Any]) -> str:
-    url = params.text(body, "repository_url")
+    url: str = params.text(body, "repository_url")
     check_repository_url(url, request.app[CONTEXT].config)
     return url
 

@@ -184,7 +184,7 @@ async def _send_nar(request: web.Request, response: web.StreamResponse, info: Pa
             request.transport.close()
         return response
     finally:
-        await chunks.aclose()
+        await chunks.aclose()  # an async generator's, not only an iterator's
     if not response.prepared:
         await response.prepare(request)
     await response.write_eof()

@@ -9,6 +9,8 @@ When nothing else registered such a path, `setup` registers our page there itsel
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp_jinja2
 import jinja2
 import structlog
@@ -104,7 +106,7 @@ _FORM_FIELDS: dict[Handler, Schema] = {
     dashboard_admin.create_key: obj(("name",), name={**_TEXT, "maxLength": 100}),
     dashboard_admin.create_user: obj(("username",), username=USERNAME),
 }
-_SPECIAL_DOC: dict[Handler, dict] = {
+_SPECIAL_DOC: dict[Handler, dict[str, Any]] = {
     dashboard_build.log_before: {
         "response": {"type": "object", "properties": {"html": _HTML,
                                                       "start": {"type": "integer"}}},
@@ -119,7 +121,7 @@ _SPECIAL_DOC: dict[Handler, dict] = {
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 
 
-def _documented(handler: Handler, summary: str, spec: dict, path: str) -> Handler:
+def _documented(handler: Handler, summary: str, spec: dict[str, Any], path: str) -> Handler:
     """The OpenAPI document lists every route: the dashboard's say they are HTML."""
     if openapi.operation_of(handler) is None:
         fields = dict(_SPECIAL_DOC.get(handler, spec))

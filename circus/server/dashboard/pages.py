@@ -11,6 +11,7 @@ from aiohttp import web
 
 from circus.app.config import SET, redact_url
 from circus.db.queries import Q
+from circus.domain.status import EVALUATION_STATUSES
 from circus.server.dashboard import svg
 from circus.server.dashboard.lists import STATUS_CHOICES, BuildFilter, build_page, filter_from
 from circus.server.dashboard.view import (
@@ -28,7 +29,6 @@ from circus.server.http import params
 from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 
-EVAL_STATUSES = ("running", "succeeded", "failed", "cancelled")
 # Metrics periods: (label, hours back, date_trunc bucket).
 PERIODS = {"day": (24, "hour"), "week": (24 * 7, "day"), "month": (24 * 30, "day"),
            "year": (24 * 365, "week")}
@@ -125,7 +125,8 @@ async def jobset(request: web.Request) -> web.StreamResponse:
     row = await _jobset_row(request)
     evals = await pool.fetch(Q.api_evaluations_list, None, row["id"], None, 10, 0)
     latest = evals[0] if evals else None
-    builds, build_pager = [], None
+    builds: list[Any] = []
+    build_pager = None
     if latest is not None:
         wanted = filter_from(request, jobset_id=row["id"], evaluation_id=latest["id"])
         builds, build_pager = await build_page(pool, request, wanted)
@@ -160,13 +161,13 @@ async def evaluations(request: web.Request) -> web.StreamResponse:
     project_id = params.query_id(request, "project_id")
     jobset_id = params.query_id(request, "jobset_id")
     status = filter_text(request, "status")
-    if status is not None and status not in EVAL_STATUSES:
-        raise ApiError(400, f"status: one of {', '.join(EVAL_STATUSES)}")
+    if status is not None and status not in EVALUATION_STATUSES:
+        raise ApiError(400, f"status: one of {', '.join(EVALUATION_STATUSES)}")
     rows = await pool.fetch(Q.api_evaluations_list, project_id, jobset_id, status, PAGE_SIZE,
                             page_offset(request))
     total = await pool.fetchval(Q.api_evaluations_count, project_id, jobset_id, status)
     return await render(request, "evaluations.html", {
-        "evals": rows, "pager": pager(request, total), "statuses": EVAL_STATUSES,
+        "evals": rows, "pager": pager(request, total), "statuses": EVALUATION_STATUSES,
         "projects": await pool.fetch(Q.dashboard_project_names), "project_id": project_id,
         "live": True})
 
@@ -257,7 +258,7 @@ async def starred(request: web.Request) -> web.StreamResponse:
 
 
 def _label(when: Any, bucket: str) -> str:
-    return when.astimezone(datetime.UTC).strftime("%H:%M" if bucket == "hour" else "%m-%d")
+    return str(when.astimezone(datetime.UTC).strftime("%H:%M" if bucket == "hour" else "%m-%d"))
 
 
 def _bucket_labels(hours: int, bucket: str) -> list[str]:

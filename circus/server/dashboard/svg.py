@@ -32,8 +32,8 @@ def _nice_max(value: float) -> float:
     magnitude = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+            return float(step * magnitude)
+    return float(10 * magnitude)
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -94,10 +94,10 @@ def stacked_bars(title: str, buckets: Sequence[Bucket], series: Sequence[str],
     slot = plot_w / len(buckets)
     bar = max(1.0, slot * 0.7)
     for i, b in enumerate(buckets):
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         x = LEFT + slot * i + (slot - bar) / 2
         for name in series:
-            value = b.values.get(name, 0)
+            value: float = b.values.get(name, 0)
             h = plot_h * value / top
             if h <= 0:
                 continue

@@ -140,7 +140,7 @@ def route_operation(route: web.AbstractRoute) -> Operation | None:
 def _required_permission(handler: Any) -> str | None:
     while handler is not None:
         found = getattr(handler, "required_permission", None)
-        if found is not None:
+        if isinstance(found, str):
             return found
         handler = getattr(handler, "__wrapped__", None)
     return None

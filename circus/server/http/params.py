@@ -212,7 +212,7 @@ def integer(body: dict[str, Any], field: str, default: int, minimum: int = 0,
 
 def name(body: dict[str, Any], field: str = "name", default: Any = REQUIRED,
          pattern: re.Pattern[str] = NAME_RE) -> str:
-    value = text(body, field, default)
+    value: str = text(body, field, default)
     # fullmatch: `$` alone would also take a name with a trailing newline.
     if not pattern.fullmatch(value):
         raise bad_field(field, f"{value!r} is not a valid name (must match {pattern.pattern})")

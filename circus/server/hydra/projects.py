@@ -245,7 +245,8 @@ async def _jobset_id(pool: asyncpg.Pool, project: str, name: str) -> int:
     row = await pool.fetchrow(Q.hydra_jobset, project, name)
     if row is None:
         raise jobset_missing(name)
-    return row["id"]
+    found: int = row["id"]
+    return found
 
 
 async def jobset_evals(request: web.Request) -> web.Response:

@@ -14,6 +14,8 @@ badges) when it is loaded first; their Hydra answers are `hydra_builds.job_shiel
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from circus.server.accounts import auth
@@ -100,15 +102,16 @@ def add_routes(router: web.UrlDispatcher) -> None:
                                 ("bump", b.bump_build, auth.BUMP)):
         router.add_post(f"/build/{{id}}/{action}", _json(f"Hydra: {action} (build)", view,
                                                          **_REDIRECT, permission=needs))
-    jobs = ((_JOB + "/latest", "the latest successful build", b.job_latest, _REDIRECT),
+    jobs: tuple[tuple[str, str, Handler, dict[str, Any]], ...] = (
+            (_JOB + "/latest", "the latest successful build", b.job_latest, _REDIRECT),
             (_JOB + "/latest-finished", "the latest successful build of a finished "
              "evaluation", b.job_latest_finished, _REDIRECT),
             (_JOB + "/latest-for/{system}", "the latest successful build for a system",
              b.job_latest_for, _REDIRECT),
             (_JOB + "/shield", "a shields.io endpoint document", b.job_shield, {}))
-    for path, summary, view, extra in jobs:
+    for path, summary, job_view, extra in jobs:
         if _free(router, "GET", path):
-            router.add_get(path, _json(f"Hydra: {summary}", view, **extra))
+            router.add_get(path, _json(f"Hydra: {summary}", job_view, **extra))
     router.add_get("/search", _json("Hydra: search", b.search, query=search.HYDRA_QUERY))
     router.add_get("/api/latestbuilds", _json("Hydra: latest builds", b.latest_builds))
     router.add_get("/api/queue", _json("Hydra: the queue", b.queue))
