@@ -78,6 +78,8 @@ async def trigger_to_evaluation(url: str, evals: int, tmp: Path) -> list[float]:
     await conn.add_listener("circus_eval_changed", lambda *a: changed.put_nowait(a[3]))
     env = {**os.environ, "CIRCUS_DATABASE__URL": url, "CIRCUS_TRACING__LEVEL": "warn",
            "CIRCUS_EVALUATOR__WORK_DIR": str(tmp / "work"),
+           # The bench's repository is a local one: file:// is refused unless listed.
+           "CIRCUS_SERVER__ALLOWED_URL_SCHEMES": '["file"]',
            "NIX_CONFIG": "experimental-features = nix-command flakes\nsubstituters =\n"
                          "sandbox = false\nbuild-users-group ="}
     argv = [sys.executable, "-m", "circus.cli", "run", "--roles=evaluator"]
