@@ -107,7 +107,6 @@ def make_config(tmp_path: Path, database_url: str) -> Callable[..., configuratio
             "queue_runner": {"work_dir": str(tmp_path / "runner"), "poll_interval": 5,
                              "lease_seconds": 5},
             "gc": {"gc_roots_dir": str(tmp_path / "gcroots")},
-            "logs": {"log_dir": str(tmp_path / "logs")},
         }
         return configuration.structure(_merge(data, overrides or {}))
 

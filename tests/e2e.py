@@ -88,7 +88,6 @@ class Circus:
             "CIRCUS_QUEUE_RUNNER__LEASE_SECONDS": "3",
             "CIRCUS_QUEUE_RUNNER__POLL_INTERVAL": "30",
             "CIRCUS_GC__GC_ROOTS_DIR": str(tmp / "gcroots"),
-            "CIRCUS_LOGS__LOG_DIR": str(tmp / "logs"),
             "CIRCUS_TRACING__FORMAT": "json",
             "CIRCUS_SERVER__ALLOWED_URL_SCHEMES": '["file", "https", "http", "ssh", "git"]',
             **(settings or {}),

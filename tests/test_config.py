@@ -10,6 +10,8 @@ import pytest
 
 from circus.app import config as configuration
 
+from .conftest import ROOT
+
 
 def test_defaults_follow_the_option_table() -> None:
     cfg = configuration.load({}, cwd=Path("/nonexistent"))
@@ -104,3 +106,36 @@ def test_declarative_saved_by_an_admin_is_read_at_start(tmp_path: Path) -> None:
     cfg = configuration.load({}, cwd=tmp_path)
     assert [p.name for p in cfg.declarative.projects] == ["saved"]
     assert [k.name for k in cfg.declarative.api_keys] == ["k"]
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ("[database]\nmax_lifetime = 1800\n", "database.max_lifetime"),
+    ("[logs]\nlog_dir = '/var/lib/circus/logs'\n", "logs.log_dir"),
+    ("[logs]\ncompress = false\n", "logs.compress"),
+    ("[queue_runner]\nfailed_paths_cache = true\n", "queue_runner.failed_paths_cache"),
+    ("[queue_runner]\nfailed_paths_ttl = 60\n", "queue_runner.failed_paths_ttl"),
+    ("[queue_runner]\nscheduling_strategy = 'speed_factor_only'\n",
+     "queue_runner.scheduling_strategy"),
+    ("[queue_runner]\npsi_threshold = 80.0\n", "queue_runner.psi_threshold"),
+    ("[queue_runner]\npsi_check_timeout = 5\n", "queue_runner.psi_check_timeout"),
+])
+def test_a_key_nothing_acts_on_is_refused_by_name(tmp_path: Path, toml: str, key: str) -> None:
+    (tmp_path / "circus.toml").write_text(toml)
+    result = subprocess.run([sys.executable, "-m", "circus.cli", "config", "show"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{key}: not supported yet (" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unsupported_key_from_the_environment_is_refused_too(tmp_path: Path) -> None:
+    with pytest.raises(configuration.ConfigError,
+                       match=r"logs\.log_dir: not supported yet \(build logs are kept in the "
+                             r"database\)"):
+        configuration.load(environ={"CIRCUS_LOGS__LOG_DIR": "/tmp/x"}, cwd=tmp_path)
+
+
+def test_the_example_configuration_loads_as_it_is(tmp_path: Path) -> None:
+    example = ROOT / "etc" / "circus.example.toml"
+    cfg = configuration.load(environ={"CIRCUS_CONFIG_FILE": str(example)}, cwd=tmp_path)
+    assert cfg.logs.max_size == 64 << 20

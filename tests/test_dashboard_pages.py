@@ -70,7 +70,7 @@ async def _seed(client: TestClient, pool: asyncpg.Pool) -> dict[str, int]:
 
 PAGES = {
     "/": "Overview", "/login": "Log in", "/projects": "demo", "/projects/new": "Set up",
-    "/project/demo": "Jobsets", "/project/demo/notifications": "Notifications",
+    "/project/demo": "Jobsets", "/project/demo/notifications": "does not send notifications yet",
     "/jobset/demo/main": "Evaluations", "/evaluations": "abc123def456",
     "/builds": "hello", "/queue": "slow", "/channels": "demo-stable", "/news": "Welcome",
     "/metrics": "Builds finished", "/starred": "Starred", "/logout": "Log out",

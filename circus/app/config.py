@@ -564,7 +564,41 @@ def load(
         # What an admin saved through PUT /api/v1/admin/config replaces the file's lists.
         data["declarative"] = {**data.get("declarative", {}), **saved}
     data = _deep_merge(data, overrides)
+    _refuse_unsupported(data)
     return structure(data)
+
+
+# Keys of the seed's configuration that nothing acts on yet. Set, they are refused, so
+# that nobody believes they work; each says what happens instead.
+NOT_SUPPORTED = {
+    "database.max_lifetime": "pooled connections are not recycled by age; idle_timeout "
+                             "closes idle ones",
+    "logs.log_dir": "build logs are kept in the database",
+    "logs.compress": "build logs are always stored zstd-compressed",
+    "queue_runner.failed_paths_cache": "failed builds are not remembered; a restart "
+                                       "builds again",
+    "queue_runner.failed_paths_ttl": "failed builds are not remembered",
+    "queue_runner.scheduling_strategy": "builds run on this runner; there are no remote "
+                                        "builders to choose between",
+    "queue_runner.psi_threshold": "builds run on this runner; there are no remote builders",
+    "queue_runner.psi_check_timeout": "builds run on this runner; there are no remote "
+                                      "builders",
+}
+
+
+def _refuse_unsupported(data: dict[str, Any]) -> None:
+    found = [key for key in NOT_SUPPORTED if _has_key(data, key.split("."))]
+    if found:
+        raise ConfigError("invalid configuration: " + "; ".join(
+            f"{key}: not supported yet ({NOT_SUPPORTED[key]})" for key in found))
+
+
+def _has_key(data: Any, path: list[str]) -> bool:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
 
 
 DECLARATIVE_FILE = "declarative.toml"

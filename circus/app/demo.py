@@ -129,7 +129,6 @@ def settings(state_dir: Path, port: int) -> dict[str, Any]:
         "evaluator": {"work_dir": str(state_dir / "evaluator"), "poll_interval": 5},
         "queue_runner": {"work_dir": str(state_dir / "runner"), "poll_interval": 5},
         "gc": {"gc_roots_dir": str(state_dir / "gcroots")},
-        "logs": {"log_dir": str(state_dir / "logs")},
         "declarative": {
             "api_keys": [
                 {"name": "demo-admin", "role": "admin", "key": ADMIN_KEY},

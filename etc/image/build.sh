@@ -228,7 +228,6 @@ CIRCUS_STATE_DIR=/var/lib/circus
 CIRCUS_SERVER__HOST=0.0.0.0
 CIRCUS_EVALUATOR__WORK_DIR=/var/lib/circus/evaluator
 CIRCUS_QUEUE_RUNNER__WORK_DIR=/var/lib/circus/runner
-CIRCUS_LOGS__LOG_DIR=/var/lib/circus/logs
 EOF
 
 # --- 3. The Circus venv ------------------------------------------------------------
