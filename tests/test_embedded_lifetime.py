@@ -48,7 +48,6 @@ class Run:
             "CIRCUS_EVALUATOR__WORK_DIR": str(state / "eval"),
             "CIRCUS_QUEUE_RUNNER__WORK_DIR": str(state / "runner"),
             "CIRCUS_GC__GC_ROOTS_DIR": str(state / "gcroots"),
-            "CIRCUS_LOGS__LOG_DIR": str(state / "logs"),
         }
         env.pop("CIRCUS_DATABASE__URL", None)
         state.mkdir(parents=True, exist_ok=True)
