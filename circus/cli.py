@@ -9,7 +9,7 @@ import sys
 from circus.app import config as configuration
 from circus.app import logsetup as circus_logging
 from circus.db.migrations import MigrationError
-from circus.domain.errors import StartupError
+from circus.domain.errors import StartupError, TaskFailed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             sys.stdout.write(configuration.to_toml(config))
             return 0
-    except (StartupError, MigrationError) as exc:
+    except (StartupError, TaskFailed, MigrationError) as exc:
         sys.stderr.write(f"circus: {exc}\n")
         return 1
     except configuration.ConfigError as exc:

@@ -15,7 +15,7 @@ from circus.app.context import Context
 from circus.db import migrations
 from circus.db.bus import Bus
 from circus.db.pool import create_pool, database_url
-from circus.domain.errors import StartupError
+from circus.domain.errors import StartupError, TaskFailed
 from circus.services import declarative
 
 log = structlog.get_logger(__name__)
@@ -85,7 +85,7 @@ async def run(config: Config, roles: list[str]) -> None:
         async with asyncio.TaskGroup() as group:
             for role in roles:
                 group.create_task(_role_main(role)(ctx), name=role)
-    except* StartupError as failed:
+    except* (StartupError, TaskFailed) as failed:
         raise failed.exceptions[0] from None
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

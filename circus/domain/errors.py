@@ -11,6 +11,16 @@ class StartupError(CircusError):
     """A role cannot start: the message names the cause and the fix, on one line."""
 
 
+class TaskFailed(CircusError):
+    """A long-running task of a role died of an unexpected error, so the role stopped;
+    `circus run` names the task and the cause on one line and exits 1."""
+
+    def __init__(self, task: str, cause: BaseException) -> None:
+        super().__init__(f"task {task} failed: {cause!r}")
+        self.task = task
+        self.cause = cause
+
+
 class InvalidValue(CircusError, ValueError):
     """A value from outside (a query parameter, a form field) that the vocabulary does
     not know. `field` names where it came from; a front end answers 400 with

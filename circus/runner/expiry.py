@@ -10,9 +10,9 @@ the decision is made in the database and removing a missing root is a no-op.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import asyncpg
 import attrs
@@ -50,7 +50,9 @@ async def sweep(pool: asyncpg.Pool, roots: GcRoots | None, max_age_days: int) ->
     return Swept(len(paths), removed)
 
 
-async def _loop(ctx: Context, roots: GcRoots | None) -> None:
+async def loop(ctx: Context, roots: GcRoots | None) -> None:
+    """Sweep every `gc.cleanup_interval` until stopping. Database errors are retried at
+    the next interval; anything else ends the loop (the runner watches it and stops)."""
     cfg = ctx.config.gc
     while not await ctx.sleep_or_stop(cfg.cleanup_interval):
         try:
@@ -63,16 +65,9 @@ async def _loop(ctx: Context, roots: GcRoots | None) -> None:
                      max_age_days=cfg.max_age_days)
 
 
-@contextlib.asynccontextmanager
-async def periodic(ctx: Context, roots: GcRoots | None) -> AsyncIterator[None]:
-    """The sweep every `gc.cleanup_interval` while the body runs (when gc is enabled)."""
+def side_tasks(ctx: Context,
+               roots: GcRoots | None) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+    """The sweep as a named runner side task (none when gc is disabled)."""
     if not ctx.config.gc.enabled:
-        yield
-        return
-    task = asyncio.create_task(_loop(ctx, roots), name="gc-sweep")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        return {}
+    return {"gc-sweep": lambda: loop(ctx, roots)}

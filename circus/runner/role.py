@@ -5,13 +5,17 @@ renew the leases of our running builds, return builds of dead runners to the que
 and stop a build the moment it is cancelled or its lease is lost. On stop: no new
 claims, running builds get `shutdown_grace` seconds, the rest are stopped and handed
 back to the queue.
+
+Every side task is watched: one that dies of an unexpected error (database errors are
+retried inside it) is logged, the role stops as above, and the error leaves `run` as a
+TaskFailed, so `circus run` exits with status 1 rather than carry on half-working.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import asyncpg
@@ -21,6 +25,7 @@ from structlog.typing import FilteringBoundLogger
 
 from circus.app.config import QueueRunnerConfig
 from circus.app.context import Context
+from circus.domain.errors import TaskFailed
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
 from circus.db.queries import Q
 from circus.nix.gcroots import GcRoots
@@ -37,21 +42,26 @@ DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # How long notifications about our running builds are gathered before one check.
 CHECK_WINDOW = 0.05
 
+SideTask = Callable[[], Coroutine[Any, Any, None]]
+
 
 async def run(ctx: Context) -> None:
     gcroots = None
     if ctx.config.gc.enabled:
         gcroots = GcRoots.choose(ctx.config.gc.gc_roots_dir, ctx.config.state_dir)
     publisher = Publisher.from_config(ctx.config, ctx.pool)
-    async with expiry.periodic(ctx, gcroots):  # the runner holds the roots: see runner/expiry.py
-        await serve(ctx, NixBuilder(ctx.config.queue_runner, gcroots, publisher,
-                                    max_log_size=ctx.config.logs.max_size))
+    builder = NixBuilder(ctx.config.queue_runner, gcroots, publisher,
+                         max_log_size=ctx.config.logs.max_size)
+    # The runner holds the roots, so it sweeps them too: see runner/expiry.py.
+    await serve(ctx, builder, expiry.side_tasks(ctx, gcroots))
 
 
-async def serve(ctx: Context, builder: Builder) -> None:
-    """Run the queue with any builder (the benchmarks pass a no-op one)."""
+async def serve(ctx: Context, builder: Builder, extra: Mapping[str, SideTask] | None = None,
+                ) -> None:
+    """Run the queue with any builder (the benchmarks pass a no-op one); `extra` side
+    tasks run and are watched like the runner's own."""
     systems = await supported_systems(ctx.config.queue_runner.systems)
-    await Runner(ctx, builder, systems).run()
+    await Runner(ctx, builder, systems, dict(extra or {})).run()
 
 
 @attrs.define(eq=False)
@@ -59,11 +69,13 @@ class Runner:
     ctx: Context
     builder: Builder
     systems: list[str]
+    extra: dict[str, SideTask] = attrs.Factory(dict)
     running: dict[int, asyncio.Task[None]] = attrs.Factory(dict)
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
     _background: set[asyncio.Task[object]] = attrs.Factory(set)
     _finisher: Finisher = attrs.field(init=False)
     _build_log: FilteringBoundLogger = attrs.field(init=False)
+    _failure: TaskFailed | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self._finisher = Finisher(self.ctx.pool, self.ctx.instance, slot_freed=self.wake)
@@ -78,12 +90,7 @@ class Runner:
                  systems=self.systems, lease_seconds=self.cfg.lease_seconds)
         await self._maintain_once()
         with self.ctx.bus.subscribe(BUILDS_QUEUED, BUILD_CHANGED) as sub:
-            side = [asyncio.create_task(coro, name=name) for name, coro in (
-                ("runner-listen", self._listen(sub)),
-                ("runner-heartbeat", self._every(self.cfg.lease_seconds / 3, self._heartbeat)),
-                ("runner-maintain", self._every(self.cfg.lease_seconds, self._maintain_once)),
-                ("runner-stop", self._wake_on_stop()),
-            )]
+            side = [self._watch(name, coro) for name, coro in self._side_tasks(sub)]
             try:
                 await self._claim_loop()
                 await self._drain()
@@ -92,9 +99,39 @@ class Runner:
                     task.cancel()
                 await asyncio.gather(*side, *self._background, return_exceptions=True)
         log.info("runner stopped", runner=self.ctx.instance)
+        if self._failure is not None:
+            raise self._failure from self._failure.cause
+
+    def _side_tasks(self, sub: Subscription) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        own = [
+            ("runner-listen", self._listen(sub)),
+            ("runner-heartbeat", self._every(self.cfg.lease_seconds / 3, self._heartbeat)),
+            ("runner-maintain", self._every(self.cfg.lease_seconds, self._maintain_once)),
+            ("runner-stop", self._wake_on_stop()),
+        ]
+        return own + [(name, start()) for name, start in self.extra.items()]
+
+    def _watch(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._side_done)
+        return task
+
+    def _side_done(self, task: asyncio.Task[None]) -> None:
+        # Without its side tasks the runner would keep claiming builds whose leases
+        # nobody renews or whose cancellation nobody notices: stop instead of limping on.
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        log.error("runner task failed; stopping the runner", task=task.get_name(),
+                  error=repr(exc))
+        if self._failure is None:  # the first failure is the one reported
+            self._failure = TaskFailed(task.get_name(), exc)
+        self.wake.set()
+
+    def _stopping(self) -> bool:
+        return self.ctx.stopping.is_set() or self._failure is not None
 
     async def _claim_loop(self) -> None:
-        while not self.ctx.stopping.is_set():
+        while not self._stopping():
             self.wake.clear()
             try:
                 await self._fill()
@@ -105,7 +142,7 @@ class Runner:
 
     async def _fill(self) -> None:
         while (free := self.cfg.workers - self._busy()) > 0 \
-                and not self.ctx.stopping.is_set():
+                and not self._stopping():
             async with self.ctx.pool.acquire() as conn:
                 rows = await conn.fetch(Q.queue_claim, self.ctx.instance, self.systems,
                                         float(self.cfg.lease_seconds), free)
