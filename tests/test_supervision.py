@@ -17,8 +17,8 @@ import structlog
 
 from circus.app import config as configuration
 from circus.app.context import Context
-from circus.domain.errors import TaskFailed
 from circus.db.bus import Bus
+from circus.domain.errors import TaskFailed
 from circus.runner import expiry, lease, role
 from circus.runner.outcome import ClaimedBuild, Outcome
 from tests.test_runner_support import add_build, build_row, make_jobset

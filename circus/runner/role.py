@@ -25,9 +25,9 @@ from structlog.typing import FilteringBoundLogger
 
 from circus.app.config import QueueRunnerConfig
 from circus.app.context import Context
-from circus.domain.errors import TaskFailed
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
 from circus.db.queries import Q
+from circus.domain.errors import TaskFailed
 from circus.nix.gcroots import GcRoots
 from circus.runner import expiry, lease, worker
 from circus.runner.builders import Builder, NixBuilder
