@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from circus.app import demo
-from circus.nix.cli import legacy, nix
+from circus.proc.nix import legacy, nix
 
 
 def git(repo: Path, *args: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from circus.nix.cli import legacy, nix
+from circus.proc.nix import legacy, nix
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "nixos" / "module.nix"

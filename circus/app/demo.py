@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import platform
-import subprocess
 import sys
 import typing
 from pathlib import Path
@@ -17,6 +16,7 @@ import structlog
 from circus.app import config as configuration
 from circus.app import logsetup as circus_logging
 from circus.app import supervisor
+from circus.proc import git
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +117,7 @@ def create_repo(state_dir: Path, system: str | None = None) -> Path:
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+    git.run_local(repo, *args)
 
 
 def settings(state_dir: Path, port: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from circus.nix.cli import nix
+from circus.proc import child, nix
 
 # Circus relies on `nix build --json` and the `nix-command`/`flakes` features: 2.4 on.
 MINIMUM_VERSION = (2, 4)
@@ -74,17 +74,11 @@ async def main() -> int:
 
 
 async def _nix(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *nix(*args), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True)
     try:
-        async with asyncio.timeout(TIMEOUT):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = await nix.run(*args, limit=TIMEOUT)
+    except child.ChildTimeout:
         return -1, "", f"nix {' '.join(args)} did not answer within {TIMEOUT:.0f} s"
-    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    return done.returncode, done.text, done.stderr
 
 
 def _last_error(stderr: str) -> str:

@@ -7,10 +7,10 @@ import json
 import os
 import shutil
 
-from circus.evaluator import proc
 from circus.evaluator.jobs import JobRecord, from_eval_jobs
 from circus.evaluator.nixeval import EvalError, Target, nix_message
-from circus.nix.cli import FEATURES
+from circus.proc import child
+from circus.proc.nix import FEATURES
 
 
 def available() -> bool:
@@ -28,7 +28,7 @@ def argv(target: Target) -> list[str]:
 
 
 async def evaluate(target: Target) -> list[JobRecord]:
-    done = await proc.run(argv(target))
+    done = await child.run(argv(target))
     records = [from_eval_jobs(json.loads(line)) for line in done.stdout.splitlines()
                if line.strip()]
     if not done.ok and not records:

@@ -6,9 +6,9 @@ clone with `ref=<branch>&rev=<sha>`.
 
 Every URL passes circus.sources' check again here (a row written before the rules, or
 declared in the configuration, never went through the server's), and every git call
-runs with the command line and environment of `sources.git_argv`/`git_env`. git's
-messages are kept with the credentials of any URL in them masked: they become the
-jobset's error, shown to everyone.
+runs through circus.proc.git, with the command line and environment of
+`sources.git_argv`/`git_env`. git's messages are kept with the credentials of any URL in
+them masked: they become the jobset's error, shown to everyone.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from pathlib import Path
 
 import attrs
 
-from circus.evaluator import proc
+from circus.domain.errors import CircusError
+from circus.proc import child
+from circus.proc import git as git_proc
 from circus.services import sources
 
 
-class GitError(Exception):
+class GitError(CircusError):
     """A git command failed; the message is git's own."""
 
 
@@ -37,9 +39,8 @@ class Revision:
 
 async def _git(policy: sources.Policy, *args: str, limit: float) -> str:
     try:
-        done = await proc.run(sources.git_argv(policy, *args), limit=limit,
-                              env=sources.git_env())
-    except proc.ProcTimeout as exc:
+        done = await git_proc.run(policy, *args, limit=limit)
+    except child.ChildTimeout as exc:
         raise GitError(f"git {args[0] if args else ''} timed out after {exc.seconds:g} s "
                        "(evaluator.git_timeout)") from None
     if not done.ok:

@@ -15,9 +15,10 @@ import attrs
 import structlog
 
 from circus.app.paths import NIX_DIR
-from circus.evaluator import proc
+from circus.domain.errors import CircusError
 from circus.evaluator.jobs import CAUGHT, JobRecord, from_walker
-from circus.nix.cli import legacy, nix
+from circus.proc import child
+from circus.proc.nix import legacy, nix
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +29,7 @@ PARALLEL = 2
 MAX_MESSAGE = 8000
 
 
-class EvalError(Exception):
+class EvalError(CircusError):
     """The evaluation as a whole failed; the message is Nix's."""
 
 
@@ -80,7 +81,7 @@ def nix_message(stderr: str) -> str:
 async def evaluate(target: Target) -> list[JobRecord]:
     """Every job of `target`; failing jobs come back with their error."""
     limit = asyncio.Semaphore(PARALLEL)
-    done = await proc.run(walker_argv(target, []))
+    done = await child.run(walker_argv(target, []))
     if done.ok:
         records = [from_walker(item) for item in json.loads(done.stdout)]
     else:
@@ -94,7 +95,7 @@ async def _split(target: Target, path: list[str], message: str,
                  limit: asyncio.Semaphore) -> list[JobRecord]:
     """Walk each child of `path` apart; a leaf that still fails keeps `message`."""
     async with limit:
-        listed = await proc.run(walker_argv(target, path, names=True))
+        listed = await child.run(walker_argv(target, path, names=True))
     children = json.loads(listed.stdout) if listed.ok else None
     if children is None:
         if not path:
@@ -107,7 +108,7 @@ async def _split(target: Target, path: list[str], message: str,
 async def _subtree(target: Target, path: list[str],
                    limit: asyncio.Semaphore) -> list[JobRecord]:
     async with limit:
-        done = await proc.run(walker_argv(target, path))
+        done = await child.run(walker_argv(target, path))
     if done.ok:
         return [from_walker(item) for item in json.loads(done.stdout)]
     return await _split(target, path, nix_message(done.stderr), limit)
@@ -121,7 +122,7 @@ async def _explain(target: Target, records: list[JobRecord],
     async def explain(index: int) -> None:
         record = records[index]
         async with limit:
-            done = await proc.run(walker_argv(target, record.attr_path, strict=True))
+            done = await child.run(walker_argv(target, record.attr_path, strict=True))
         if not done.ok:
             records[index] = attrs.evolve(record, error=nix_message(done.stderr))
 

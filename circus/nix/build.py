@@ -1,4 +1,5 @@
-"""Running `nix build` on a .drv and reading its `--log-format internal-json` stream.
+"""Reading `nix build --log-format internal-json`: its stream and its result (the
+process itself is run by circus.proc.nix.build).
 
 The structured log gives three things: the builder's output lines (streamed to the
 caller as they arrive), the steps (each derivation built or path substituted, with
@@ -7,23 +8,15 @@ times and status), and Nix's error messages, from which the Hydra status is read
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
 import re
-import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
-import structlog
 
 from circus.domain.status import BuildStatus
-from circus.nix.cli import legacy, nix
-
-log = structlog.get_logger(__name__)
 
 # Activity and result types of Nix's logger (src/libutil/logging.hh).
 ACT_BUILD = 105
@@ -34,8 +27,6 @@ _TIMED_OUT = re.compile(r"timed out after \d+ seconds")
 _LOG_LIMIT = re.compile(r"killed after writing more than \d+ bytes of log output")
 # Nix's exit status for build failures: 0x60 | 0x01 when a build timed out.
 _EXIT_TIMED_OUT = 101
-# How long Nix gets to stop its builders after SIGTERM before it is killed outright.
-KILL_GRACE = 0.7
 
 LineSink = Callable[[str], None]
 
@@ -64,7 +55,7 @@ class NixResult:
 
 
 @attrs.define(eq=False)
-class _Reader:
+class Reader:
     """Turns internal-json lines into log lines, steps and errors."""
 
     on_line: LineSink
@@ -143,38 +134,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def build_argv(drv_path: str, timeout: int | None, max_silent: int | None,
-               max_log_size: int | None = None) -> list[str]:
-    args = ["build", "--no-link", "--json", "--log-format", "internal-json"]
-    if timeout:
-        args += ["--timeout", str(timeout)]
-    if max_silent:
-        args += ["--max-silent-time", str(max_silent)]
-    if max_log_size:
-        args += ["--option", "max-build-log-size", str(max_log_size)]
-    return nix(*args, drv_path)
-
-
-async def run_build(argv: list[str], on_line: LineSink) -> NixResult:
-    """Run one `nix build`, streaming log lines to `on_line`.
-
-    Cancelling the awaiting task stops Nix (and with it the builder) before re-raising.
-    """
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=1 << 24)
-    reader = _Reader(on_line)
-    try:
-        stdout, _ = await asyncio.gather(proc.stdout.read(),  # type: ignore[union-attr]
-                                         _pump(proc.stderr, reader))  # type: ignore[arg-type]
-        returncode = await proc.wait()
-    except BaseException:
-        await kill(proc)
-        raise
-    return _result(returncode, stdout, reader)
-
-
-def _result(returncode: int, stdout: bytes, reader: _Reader) -> NixResult:
+def result_of(returncode: int, stdout: bytes, reader: Reader) -> NixResult:
     if returncode == 0:
         outputs: dict[str, str] = {}
         for entry in json.loads(stdout or b"[]"):
@@ -185,34 +145,3 @@ def _result(returncode: int, stdout: bytes, reader: _Reader) -> NixResult:
     infrastructure = status == BuildStatus.FAILED and not reader.steps
     return NixResult(BuildStatus.ABORTED if infrastructure else status, error, {}, reader.finish(),
                      infrastructure=infrastructure)
-
-
-async def _pump(stream: asyncio.StreamReader, reader: _Reader) -> None:
-    while line := await stream.readline():
-        reader.feed(line.decode("utf-8", "replace").rstrip("\r\n"))
-
-
-async def kill(proc: asyncio.subprocess.Process) -> None:
-    """Stop Nix's process group: SIGTERM lets Nix kill its builders, SIGKILL if it lingers."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
-    except TimeoutError:
-        log.warning("nix did not stop on SIGTERM; killing it", pid=proc.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-
-
-async def stored_log(drv_path: str) -> list[str]:
-    """The log Nix kept when it built `drv_path` earlier (empty when it kept none)."""
-    proc = await asyncio.create_subprocess_exec(
-        *legacy("nix-store", "--read-log", drv_path), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    stdout, _ = await proc.communicate()
-    if proc.returncode != 0:
-        return []
-    return stdout.decode("utf-8", "replace").splitlines()

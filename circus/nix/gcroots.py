@@ -7,20 +7,15 @@ deleting the symlink is enough to release the path.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 import attrs
 import structlog
 
-from circus.nix.cli import legacy
+from circus.proc import nix
 
 log = structlog.get_logger(__name__)
-
-
-class GcRootError(Exception):
-    """`nix-store --add-root` failed; the message is Nix's."""
 
 
 def _usable(directory: Path) -> bool:
@@ -51,12 +46,7 @@ class GcRoots:
         return self.directory / Path(store_path).name
 
     async def add(self, store_path: str) -> Path:
+        """The root for `store_path`; circus.proc.child.ChildError when Nix refuses."""
         link = self.link_for(store_path)
-        argv = legacy("nix-store", "--add-root", str(link), "--realise", store_path)
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise GcRootError(err.decode(errors="replace").strip())
+        await nix.add_root(link, store_path)
         return link

@@ -14,7 +14,6 @@ import bz2
 import contextlib
 import fcntl
 import lzma
-import subprocess
 import threading
 from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
@@ -23,7 +22,7 @@ import brotli
 import structlog
 import zstandard
 
-from circus.nix.cli import legacy
+from circus.proc import child, nix
 
 log = structlog.get_logger(__name__)
 
@@ -31,10 +30,6 @@ CHUNK = 1 << 20
 DEPTH = 4
 # Linux: a bigger pipe lets one read return a whole chunk instead of 64 KiB.
 F_SETPIPE_SZ = 1031
-
-
-class NarError(Exception):
-    """`nix-store --dump` failed; the message is Nix's."""
 
 
 class Compressor(Protocol):
@@ -101,9 +96,7 @@ class _Producer:
         self.slots = threading.Semaphore(DEPTH)
         self.stopped = threading.Event()
         self.compressor = COMPRESSORS[compression]()
-        self.proc = subprocess.Popen(
-            legacy("nix-store", "--dump", store_path), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        self.proc = nix.dump(store_path)
         _bigger_pipe(self.proc.stdout.fileno())  # type: ignore[union-attr]
         self.thread = threading.Thread(target=self._run, name="nar-dump", daemon=True)
 
@@ -139,8 +132,8 @@ class _Producer:
                 self._hand(tail)
             code = self.proc.wait()
             if code != 0:
-                err = self.proc.stderr.read().decode(errors="replace").strip()  # type: ignore[union-attr]
-                self._hand(NarError(err or f"nix-store --dump exited with {code}"))
+                err = self.proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+                self._hand(child.ChildError("nix-store --dump", code, err))
             else:
                 self._hand(None)
         except Exception as exc:  # the reader must hear of it rather than wait forever
@@ -149,7 +142,7 @@ class _Producer:
     def stop(self) -> None:
         self.stopped.set()
         if self.proc.poll() is None:
-            self.proc.kill()
+            child.kill_now(self.proc)
         # Unblock a thread waiting for a slot; it sees `stopped` and ends.
         for _ in range(DEPTH):
             self.slots.release()
@@ -163,7 +156,7 @@ class _Producer:
 
 
 async def stream(store_path: str, compression: str) -> AsyncGenerator[bytes, None]:
-    """The NAR of `store_path`, compressed, chunk by chunk; raises NarError when Nix
+    """The NAR of `store_path`, compressed, chunk by chunk; raises ChildError when Nix
     fails. Closing the iterator early (client gone) stops `nix-store` at once."""
     producer = _Producer(store_path, compression, asyncio.get_running_loop())
     producer.thread.start()

@@ -4,24 +4,16 @@ store paths."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import re
 from typing import Any
 
 import attrs
 
-from circus.nix.cli import nix
-
 STORE_DIR = "/nix/store"
 NIX32 = "0123456789abcdfghijklmnpqrsvwxyz"
 # The hash part of a store path: 32 nix32 characters (e, o, u, t are not in the alphabet).
 HASH_PART = re.compile(r"^[0-9a-df-np-sv-z]{32}$")
-
-
-class PathInfoError(Exception):
-    """`nix path-info` failed; the message is Nix's."""
 
 
 def nix32(data: bytes) -> str:
@@ -79,17 +71,3 @@ class PathInfo:
                    nar_size=int(entry["narSize"]),
                    references=tuple(sorted(entry.get("references") or ())),
                    deriver=entry.get("deriver") or None)
-
-
-async def query(paths: list[str], closure: bool = True) -> list[PathInfo]:
-    """Path infos of `paths` (and everything they reference when `closure`)."""
-    if not paths:
-        return []
-    argv = nix("path-info", "--json", *(["--recursive"] if closure else []), *paths)
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise PathInfoError(err.decode(errors="replace").strip())
-    return [PathInfo.from_json(e) for e in json.loads(out) if e.get("valid", True)]

@@ -9,7 +9,8 @@ import attrs
 import structlog
 
 from circus.app.config import CacheUploadConfig
-from circus.nix.cli import nix
+from circus.domain.errors import CircusError
+from circus.proc import nix
 
 log = structlog.get_logger(__name__)
 
@@ -17,7 +18,7 @@ log = structlog.get_logger(__name__)
 BACKOFF = 0.5
 
 
-class UploadError(Exception):
+class UploadError(CircusError):
     """Every attempt failed; the message is Nix's last complaint."""
 
 
@@ -69,10 +70,7 @@ class Uploader:
 
 async def _copy(uri: str, paths: list[str]) -> str:
     """'' on success, else Nix's error."""
-    proc = await asyncio.create_subprocess_exec(
-        *nix("copy", "--to", uri, *paths), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode == 0:
+    done = await nix.copy(uri, paths)
+    if done.ok:
         return ""
-    return err.decode(errors="replace").strip() or f"nix copy exited with {proc.returncode}"
+    return done.stderr.strip() or f"nix copy exited with {done.returncode}"

@@ -14,8 +14,10 @@ import structlog
 from circus.app.config import QueueRunnerConfig
 from circus.domain.status import BuildStatus
 from circus.nix import products
-from circus.nix.build import LineSink, NixResult, build_argv, run_build, stored_log
-from circus.nix.gcroots import GcRootError, GcRoots
+from circus.nix.build import LineSink, NixResult
+from circus.nix.gcroots import GcRoots
+from circus.proc import nix
+from circus.proc.child import ChildError
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.runner.publish import Publisher
 
@@ -51,12 +53,12 @@ class NixBuilder:
         timeout = build.timeout or self.config.build_timeout
         # Nix enforces the limit itself where it may (a local store, a trusted user: a
         # daemon ignores the option from others), so the log is also counted here.
-        argv = build_argv(build.drv_path, timeout, build.max_silent,
-                          self.max_log_size or None)
+        argv = nix.build_argv(build.drv_path, timeout, build.max_silent,
+                              self.max_log_size or None)
         counter = _LogCounter(on_line, self.max_log_size)
         try:
             async with asyncio.timeout(timeout + WALL_CLOCK_SLACK):
-                result = await _until_over(run_build(argv, counter.line), counter)
+                result = await _until_over(nix.build(argv, counter.line), counter)
         except TimeoutError:
             return Outcome(BuildStatus.TIMED_OUT, f"nix did not finish within {timeout} s")
         if (result is None or result.status == BuildStatus.LOG_LIMIT_EXCEEDED
@@ -87,7 +89,7 @@ class NixBuilder:
         for path in outputs.values():
             try:
                 await self.gcroots.add(path)
-            except GcRootError as exc:
+            except ChildError as exc:
                 log.error("could not add a gc root", build_id=build.id, path=path,
                           error=str(exc))
 
@@ -130,7 +132,7 @@ async def _until_over(building: Coroutine[Any, Any, NixResult],
 async def _replay_stored_log(drv_path: str, on_line: LineSink) -> None:
     """Outputs already valid: Nix built nothing and printed nothing. Show the log of the
     build that made them, as a user reading this build's log expects."""
-    stored = await stored_log(drv_path)
+    stored = await nix.read_log(drv_path)
     on_line("circus: the outputs were already in the store; nothing was rebuilt."
             + (" Log of the build that made them:" if stored else ""))
     for line in stored:

@@ -8,7 +8,6 @@ only with `fail_build_on_upload_error`.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
 
 import asyncpg
@@ -19,9 +18,10 @@ from circus.app.config import Config
 from circus.db.queries import Q
 from circus.domain.status import BuildStatus
 from circus.nix import pathinfo
-from circus.nix.cli import nix
 from circus.nix.signing import BadKey, SigningKey
 from circus.nix.upload import Uploader, UploadError
+from circus.proc import nix
+from circus.proc.child import ChildError
 
 log = structlog.get_logger(__name__)
 
@@ -77,11 +77,11 @@ class Publisher:
         paths = [outputs[name] for name in sorted(outputs)]
         result = Published()
         try:
-            infos = await pathinfo.query(paths, closure=True)
+            infos = await nix.path_info(paths, closure=True)
             await self._catalogue(build_id, infos)
             if self.key is not None:
                 result.signature = await self._sign(build_id, paths, infos)
-        except (pathinfo.PathInfoError, asyncpg.PostgresError, OSError) as exc:
+        except (ChildError, asyncpg.PostgresError, OSError) as exc:
             blog.error("could not offer the outputs in the binary cache", error=str(exc))
         if self.uploader is not None:
             try:
@@ -110,13 +110,9 @@ class Publisher:
         sigs = [self.key.sign(by_path[p].fingerprint()) for p in outputs if p in by_path]
         signature = " ".join(sigs)
         await self.pool.execute(Q.cache_set_build_signature, build_id, signature)
-        proc = await asyncio.create_subprocess_exec(
-            *nix("store", "sign", "--key-file", str(self.key_file), "--recursive", *outputs),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
+        done = await nix.sign(str(self.key_file), outputs)
+        if not done.ok:
             log.warning("could not sign the closure in the local store", build_id=build_id,
-                        error=err.decode(errors="replace").strip())
+                        error=done.stderr.strip())
         return signature
 

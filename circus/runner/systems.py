@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
-from circus.nix.cli import nix
+from circus.proc import nix
 
 
 async def host_systems() -> list[str]:
-    """Nix's `system` plus its `extra-platforms`."""
-    proc = await asyncio.create_subprocess_exec(
-        *nix("show-config", "--json"), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"nix show-config failed: {err.decode(errors='replace').strip()}")
-    settings = json.loads(out)
+    """Nix's `system` plus its `extra-platforms`; ChildError when Nix cannot say."""
+    settings = await nix.show_config()
     extra = settings.get("extra-platforms", {}).get("value") or []
     return [settings["system"]["value"], *extra]
 

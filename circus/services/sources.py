@@ -16,7 +16,7 @@ when it points at such an address; a DNS answer that changes between that look-u
 git's own is not caught, nor is an HTTP redirect git follows on its first request.
 
 Also here: how a URL holding credentials is shown (`redact`), and the command line and
-environment of every git call (`git_argv`, `git_env`).
+environment of every git call (`git_argv`, `git_env`), which circus.proc.git applies.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from circus.db.queries import Q
 from circus.nix import nar, narinfo
 from circus.nix.pathinfo import HASH_PART, PathInfo
 from circus.nix.signing import BadKey, SigningKey
+from circus.proc.child import ChildError
 from circus.server.http import limits
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import STR, doc
@@ -175,7 +176,7 @@ async def _send_nar(request: web.Request, response: web.StreamResponse, info: Pa
                 await response.prepare(request)
             await response.write(chunk)
             sent += len(chunk)
-    except nar.NarError as exc:
+    except ChildError as exc:
         log.error("nar dump failed", path=info.path, error=str(exc), sent=sent)
         if not response.prepared:
             return web.Response(status=404, text="not found\n")
