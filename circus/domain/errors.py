@@ -30,3 +30,16 @@ class InvalidValue(CircusError, ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class Forbidden(CircusError):
+    """The caller's role does not hold what the operation needs (roles.OPERATIONS): a
+    front end answers 403 with the message."""
+
+
+class NotFound(CircusError):
+    """What the operation names does not exist: 404 with the message."""
+
+
+class Conflict(CircusError):
+    """The operation collides with what exists (a name taken): 409 with the message."""

@@ -1,5 +1,9 @@
-"""Logging in, the one operation behind every login front end: `POST /api/v1/auth/login`,
-Hydra's `POST /login`, the dashboard's form and `POST /auth/ldap`.
+"""Logging in, the operations behind every login front end: `POST /api/v1/auth/login`,
+Hydra's `POST /login`, the dashboard's form, `POST /auth/ldap`, GitHub's callback and
+the Bearer key of every write. Each way of logging in is one function here — a local
+password (`password_login`), an LDAP bind (`ldap_login`), an API key (`key_login` for a
+session, `bearer_login` per request), GitHub (`oauth_login`) — and whoever they let in
+is a `Principal`, made by `principal` alone.
 
 It decides three things, the same way for all of them:
 
@@ -27,6 +31,8 @@ from __future__ import annotations
 import hmac
 import math
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -35,6 +41,7 @@ import structlog
 
 from circus.app.config import ServerConfig
 from circus.db.queries import Q
+from circus.domain import roles
 from circus.services import passwords
 from circus.services.apikeys import hash_key
 
@@ -72,6 +79,68 @@ class CrossSite(Refused):
 
 class Throttled(Refused):
     status = 429
+
+
+class OtherSource(Refused):
+    """The account of that name logs in another way (a local account, not the
+    directory's): 409, so nobody takes over a local account through LDAP."""
+
+    status = 409
+
+
+@attrs.frozen
+class Principal:
+    """Who a request runs for: a user or an API key, with the role that decides."""
+
+    name: str
+    role: str
+    key_id: int | None
+    user_id: int | None = None
+    # Set when the credentials were the session cookie.
+    session_id: int | None = None
+    csrf_token: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "user" if self.user_id is not None else "api_key"
+
+    def may(self, permission: str) -> bool:
+        return roles.permits(self.role, permission)
+
+    def describe(self) -> str:
+        what = "user" if self.user_id is not None else "API key"
+        return f"{what} {self.name!r} (role {self.role})"
+
+
+class SessionRow(Protocol):
+    """What a principal is read from in a session (server/accounts/sessions.Session)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def csrf_token(self) -> str: ...
+    @property
+    def user_id(self) -> int | None: ...
+    @property
+    def api_key_id(self) -> int | None: ...
+
+
+def principal(name: str, role: str, *, key_id: int | None = None,
+              user_id: int | None = None, session: SessionRow | None = None) -> Principal:
+    """The one place a principal is made, whatever the way of logging in."""
+    if session is None:
+        return Principal(name, role, key_id, user_id)
+    return Principal(name, role, key_id, user_id, session.id, session.csrf_token)
+
+
+def session_principal(session: SessionRow) -> Principal:
+    """The principal of a session cookie (opened by any of the logins below)."""
+    return principal(session.name, session.role, key_id=session.api_key_id,
+                     user_id=session.user_id, session=session)
 
 
 @attrs.frozen
@@ -234,6 +303,79 @@ async def key_login(pool: asyncpg.Pool, client: Client, key: str) -> int:
         raise BadCredentials("unknown API key")
     key_id: int = row["id"]
     return key_id
+
+
+async def bearer_login(pool: asyncpg.Pool, legacy_key: str | None, key: str) -> Principal:
+    """The API key of `Authorization: Bearer`: `server.api_key` is an admin, any other
+    key must be a stored one (like `key_login`, no throttle is needed)."""
+    if legacy_key and hmac.compare_digest(key.encode(), legacy_key.encode()):
+        return principal("server.api_key", "admin")
+    row = await pool.fetchrow(Q.api_key_use, hash_key(key))
+    if row is None:
+        raise BadCredentials("unknown API key")
+    return principal(row["name"], row["role"], key_id=row["id"])
+
+
+# An LDAP bind: the entry's mail and cn when the directory accepts the password, None
+# when it refuses (front ends own the directory's client and its transport errors).
+Directory = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+
+
+async def ldap_login(pool: asyncpg.Pool, limits: Limits, client: Client, username: str,
+                     password: str, directory: Directory) -> int:
+    """The id of the user the directory vouches for, created read-only the first time."""
+    # An empty password is an "unauthenticated bind" that many servers accept (RFC 4513).
+    if not password:
+        raise BadCredentials("invalid username or password")
+    # The same origin rule and throttles as a password login: the directory is someone's
+    # CPU too, and guessing through us must be as slow as guessing here.
+    await begin(pool, limits, client, username)
+    entry = await directory(username, password)
+    if entry is None:
+        log.info("LDAP login refused", username=username)
+        await failed(pool, limits)
+        raise BadCredentials("invalid username or password")
+    await succeeded(pool, username)
+    user = await pool.fetchrow(Q.accounts_user_by_username, username)
+    if user is None:
+        user = await pool.fetchrow(Q.accounts_user_insert_external, username,
+                                   entry.get("mail"), entry.get("cn") or "", "ldap", None)
+        log.info("user created from LDAP", username=username)
+    elif user["auth_source"] != "ldap":
+        # The directory vouches for its own people, not for a local account of that name.
+        raise OtherSource(f"username: {username!r} is a {user['auth_source']} account, "
+                          "not an LDAP one")
+    if not user["enabled"]:
+        raise Disabled(f"user {username!r} is disabled")
+    user_id: int = user["id"]
+    return user_id
+
+
+@attrs.frozen
+class GithubUser:
+    """The GitHub account a login came back with (its id is what links it)."""
+
+    id: int
+    login: str
+    email: str | None = None
+    name: str = ""
+
+
+async def oauth_login(pool: asyncpg.Pool, github: GithubUser) -> int:
+    """The id of the user linked to that GitHub account, created read-only the first
+    time; GitHub has already checked the credentials."""
+    found = await pool.fetchrow(Q.accounts_user_by_github, github.id)
+    if found is None:
+        # A local account of the same name is someone else until an admin links them.
+        taken = await pool.fetchval(Q.accounts_user_by_username, github.login)
+        username = github.login if taken is None else f"{github.login}@github"
+        found = await pool.fetchrow(Q.accounts_user_insert_external, username, github.email,
+                                    github.name, "github", github.id)
+        log.info("user created from GitHub", username=username, github_id=github.id)
+    if not found["enabled"]:
+        raise Disabled(f"user {found['username']!r} is disabled")
+    user_id: int = found["id"]
+    return user_id
 
 
 async def check_password(pool: asyncpg.Pool, limits: Limits, client: Client,

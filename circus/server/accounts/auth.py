@@ -13,68 +13,42 @@ import functools
 import hmac
 from collections.abc import Awaitable, Callable
 
-import attrs
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
+from circus.domain import roles
 from circus.server.accounts import sessions
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import AUTHENTICATED
-from circus.services.apikeys import hash_key
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
-# Permissions a write route asks for; `admin` holds them all.
-CREATE_PROJECT = "create-project"
-CREATE_JOBSET = "create-jobset"
-ADMIN = "administer"
-TRIGGER = "trigger-evaluation"
-CANCEL = "cancel-build"
-RESTART = "restart-build"
-BUMP = "bump-build"
-PERMISSIONS = frozenset({CREATE_PROJECT, CREATE_JOBSET, ADMIN, TRIGGER, CANCEL, RESTART, BUMP})
+# The one role table lives in circus/domain/roles.py; the routes and tests read it here.
+CREATE_PROJECT = roles.CREATE_PROJECT
+CREATE_JOBSET = roles.CREATE_JOBSET
+ADMIN = roles.ADMIN
+TRIGGER = roles.TRIGGER
+CANCEL = roles.CANCEL
+RESTART = roles.RESTART
+BUMP = roles.BUMP
+PERMISSIONS = roles.PERMISSIONS
+ROLE_PERMISSIONS = roles.ROLE_PERMISSIONS
+ROLES = roles.ROLES
+Principal = logins.Principal
 
-# The one role table (the seed's "Roles"): the routes and the tests read it from here.
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": PERMISSIONS,
-    "read-only": frozenset(),
-    "create-projects": frozenset({CREATE_PROJECT, CREATE_JOBSET}),
-    "eval-jobset": frozenset({TRIGGER}),
-    "cancel-build": frozenset({CANCEL}),
-    "restart-jobs": frozenset({RESTART}),
-    "bump-to-front": frozenset({BUMP}),
-}
-ROLES = tuple(ROLE_PERMISSIONS)
+
+def needs(operation: str) -> str:
+    """The permission a project/jobset operation needs (`roles.OPERATIONS`): the routes
+    guard and document with it, and the operation itself asks the same table."""
+    return roles.OPERATIONS[operation]
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@attrs.frozen
-class Principal:
-    name: str
-    role: str
-    key_id: int | None
-    user_id: int | None = None
-    # Set when the credentials were the session cookie.
-    session_id: int | None = None
-    csrf_token: str | None = None
-
-    @property
-    def kind(self) -> str:
-        return "user" if self.user_id is not None else "api_key"
-
-    def may(self, permission: str) -> bool:
-        return permission in ROLE_PERMISSIONS.get(self.role, frozenset())
-
-    def describe(self) -> str:
-        what = "user" if self.user_id is not None else "API key"
-        return f"{what} {self.name!r} (role {self.role})"
 
 
 # Where the authenticated principal is kept on the request.
@@ -90,13 +64,10 @@ def _bearer(header: str) -> str:
 
 async def _from_key(request: web.Request, token: str) -> Principal:
     ctx = request.app[CONTEXT]
-    legacy = ctx.config.server.api_key
-    if legacy and hmac.compare_digest(token.encode(), legacy.encode()):
-        return Principal("server.api_key", "admin", None)
-    row = await ctx.pool.fetchrow(Q.api_key_use, hash_key(token))
-    if row is None:
-        raise ApiError(401, "unknown API key")
-    return Principal(row["name"], row["role"], row["id"])
+    try:
+        return await logins.bearer_login(ctx.pool, ctx.config.server.api_key, token)
+    except logins.Refused as exc:
+        raise ApiError(exc.status, exc.message) from None
 
 
 async def csrf_ok(request: web.Request, expected: str) -> bool:
@@ -127,8 +98,7 @@ async def authenticate(request: web.Request) -> Principal:
                                                                      session.csrf_token):
             log.info("write refused: CSRF token", user=session.name, path=request.path)
             raise csrf_refused()
-        who = Principal(session.name, session.role, session.api_key_id, session.user_id,
-                        session.id, session.csrf_token)
+        who = logins.session_principal(session)
     request[_PRINCIPAL] = who
     return who
 

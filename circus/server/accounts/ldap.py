@@ -20,7 +20,6 @@ from ldap3.core.exceptions import LDAPBindError, LDAPException
 from ldap3.utils.dn import escape_rdn
 
 from circus.app.config import LdapConfig
-from circus.db.queries import Q
 from circus.server.accounts import login as accounts
 from circus.server.accounts.users import USERNAME_RE
 from circus.server.http import params
@@ -82,35 +81,17 @@ async def login(request: web.Request) -> web.StreamResponse:
     data = await accounts.body(request)
     username = params.name(data, "username", pattern=USERNAME_RE)
     password = params.text(data, "password")
-    # An empty password is an "unauthenticated bind" that many servers accept (RFC 4513).
-    if not password:
-        raise ApiError(401, "invalid username or password")
-    pool = request.app[CONTEXT].pool
-    limits = accounts.limits(request)
+
+    async def directory(name: str, secret: str) -> dict[str, Any] | None:
+        return await _directory(config, name, secret)
+
     try:
-        # The same origin rule and throttles as a password login: the directory is
-        # someone's CPU too, and guessing through us must be as slow as guessing here.
-        await logins.begin(pool, limits, accounts.client(request, data), username)
+        user_id = await logins.ldap_login(request.app[CONTEXT].pool, accounts.limits(request),
+                                          accounts.client(request, data), username, password,
+                                          directory)
     except logins.Refused as exc:
         return accounts.refusal(exc)
-    entry = await _directory(config, username, password)
-    if entry is None:
-        log.info("LDAP login refused", username=username)
-        await logins.failed(pool, limits)
-        raise ApiError(401, "invalid username or password")
-    await logins.succeeded(pool, username)
-    user = await pool.fetchrow(Q.accounts_user_by_username, username)
-    if user is None:
-        user = await pool.fetchrow(Q.accounts_user_insert_external, username,
-                                   entry.get("mail"), entry.get("cn") or "", "ldap", None)
-        log.info("user created from LDAP", username=username)
-    elif user["auth_source"] != "ldap":
-        # The directory vouches for its own people, not for a local account of that name.
-        raise ApiError(409, f"username: {username!r} is a {user['auth_source']} account, "
-                            "not an LDAP one")
-    if not user["enabled"]:
-        raise ApiError(403, f"user {username!r} is disabled")
-    return await accounts.logged_in(request, user_id=user["id"])
+    return await accounts.logged_in(request, user_id=user_id)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -95,8 +95,7 @@ async def logged_in(request: web.Request, *, user_id: int | None = None,
     """Open the session and answer: the `/me` document, or a redirect (browser flows)."""
     opened = await sessions.start(request, user_id=user_id, api_key_id=api_key_id)
     session = opened.session
-    who = auth.Principal(session.name, session.role, session.api_key_id, session.user_id,
-                         session.id, session.csrf_token)
+    who = logins.session_principal(session)
     response: web.StreamResponse
     if redirect is not None:
         response = web.Response(status=302, headers={"Location": redirect})

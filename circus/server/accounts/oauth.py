@@ -27,6 +27,7 @@ from circus.server.accounts import login as accounts
 from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import STR, doc, query
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +88,10 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if taken is None:
         raise ApiError(400, "state: unknown, expired or already used; log in again")
     profile = await _github_user(github, code, _redirect_uri(request, github))
-    user_id = await _link_user(request, profile)
+    try:
+        user_id = await logins.oauth_login(request.app[CONTEXT].pool, _github_account(profile))
+    except logins.Refused as exc:
+        return accounts.refusal(exc)
     response = await accounts.logged_in(request, user_id=user_id, redirect="/")
     response.del_cookie(STATE_COOKIE, path="/api/v1/auth/github")
     return response
@@ -123,23 +127,11 @@ async def _github_user(github: GithubOAuthConfig, code: str, redirect_uri: str
     return profile
 
 
-async def _link_user(request: web.Request, profile: dict[str, Any]) -> int:
-    pool = request.app[CONTEXT].pool
-    found = await pool.fetchrow(Q.accounts_user_by_github, profile["id"])
-    if found is None:
-        login = profile["login"]
-        # A local account of the same name is someone else until an admin links them.
-        taken = await pool.fetchval(Q.accounts_user_by_username, login)
-        username = login if taken is None else f"{login}@github"
-        email = profile.get("email") if isinstance(profile.get("email"), str) else None
-        name = profile.get("name") if isinstance(profile.get("name"), str) else ""
-        found = await pool.fetchrow(Q.accounts_user_insert_external, username, email, name,
-                                    "github", profile["id"])
-        log.info("user created from GitHub", username=username, github_id=profile["id"])
-    if not found["enabled"]:
-        raise ApiError(403, f"user {found['username']!r} is disabled")
-    user_id: int = found["id"]
-    return user_id
+def _github_account(profile: dict[str, Any]) -> logins.GithubUser:
+    email, name = profile.get("email"), profile.get("name")
+    return logins.GithubUser(profile["id"], profile["login"],
+                             email if isinstance(email, str) else None,
+                             name if isinstance(name, str) else "")
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

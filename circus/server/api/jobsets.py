@@ -10,7 +10,7 @@ from aiohttp import web
 
 from circus.db.queries import Q
 from circus.server.accounts import auth
-from circus.server.api.projects import resolve_project_id
+from circus.server.api.projects import answered, resolve_project_id
 from circus.server.http import params, responses, safety
 from circus.server.http.errors import bad_field, conflict, not_found
 from circus.server.http.keys import CONTEXT
@@ -26,6 +26,7 @@ from circus.server.http.openapi import (
     obj,
     page_of,
 )
+from circus.services import projects
 
 INPUT_TYPES = ("string", "boolean", "nix", "path", "git")
 
@@ -46,20 +47,12 @@ INPUT_BODY = obj(name=STR, type={"type": "string", "enum": list(INPUT_TYPES)}, v
 
 
 @attrs.frozen
-class JobsetSpec:
-    name: str
-    nix_expression: str = "hydraJobs"
-    flake: bool = True
-    branch: str | None = None
-    # Hydra's states: 0 disabled, 1 enabled, 2 one-shot, 3 one-at-a-time.
-    enabled: int = 1
-    check_interval: int = 60
-    description: str = ""
-    scheduling_shares: int = 100
-    keep_evaluations: int = 3
+class JobsetSpec(projects.Jobset):
+    """A jobset as /api/v1 and the dashboard's forms send it."""
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], base: JobsetSpec | None = None) -> JobsetSpec:
+    def from_body(cls, body: dict[str, Any], base: projects.Jobset | None = None
+                  ) -> JobsetSpec:
         old = attrs.asdict(base) if base else attrs.asdict(cls(name=""))
         expression = params.text(body, "nix_expression", old["nix_expression"])
         if not expression.strip():
@@ -75,12 +68,8 @@ class JobsetSpec:
             scheduling_shares=params.integer(body, "scheduling_shares",
                                              old["scheduling_shares"], minimum=1),
             keep_evaluations=params.integer(body, "keep_evaluations", old["keep_evaluations"]),
+            hidden=old["hidden"],
         )
-
-    def row(self) -> tuple[Any, ...]:
-        return (self.name, self.nix_expression, self.flake, self.branch, self.enabled,
-                self.check_interval, self.description, self.scheduling_shares,
-                self.keep_evaluations)
 
 
 def _enabled(body: dict[str, Any], default: int) -> int:
@@ -96,17 +85,13 @@ async def resolve_jobset_id(request: web.Request, project_id: int, field: str = 
     pool = request.app[CONTEXT].pool
     found = None
     if raw.isdigit() and int(raw) <= params.MAX_ID:
-        row = await pool.fetchrow(Q.api_jobset_get, project_id, int(raw))
+        row = await pool.fetchrow(Q.jobset_get, project_id, int(raw))
         found = row["id"] if row else None
     if found is None:
-        found = await pool.fetchval(Q.api_jobset_id_for_name, project_id, raw)
+        found = await pool.fetchval(Q.jobset_id_by_name, project_id, raw)
     if found is None:
         raise not_found(f"jobset {raw!r} in project {project_id}")
     return int(found)
-
-
-def _duplicate(name: str) -> Exception:
-    return conflict(f"name: a jobset named {name!r} already exists in this project")
 
 
 @doc("List a project's jobsets", response=page_of(JOBSET), query=PAGE_QUERY,
@@ -115,22 +100,20 @@ async def list_jobsets(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "id")
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.api_jobsets_list, project_id, page.limit, page.offset)
+    items = await pool.fetch(Q.jobsets_list, project_id, page.limit, page.offset)
     total = await pool.fetchval(Q.api_jobsets_count, project_id)
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
 @doc("Create a jobset", status=201, response=JOBSET, body=JOBSET_BODY,
-     permission=auth.CREATE_JOBSET, tags=("jobsets",))
-@auth.requires(auth.CREATE_JOBSET)
+     permission=auth.needs("create-jobset"), tags=("jobsets",))
+@auth.requires(auth.needs("create-jobset"))
 async def create_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "id")
     spec = JobsetSpec.from_body(await params.json_body(request))
-    try:
-        row = await request.app[CONTEXT].pool.fetchrow(Q.api_jobset_insert, project_id,
-                                                       *spec.row())
-    except asyncpg.UniqueViolationError:
-        raise _duplicate(spec.name) from None
+    with answered():
+        row = await projects.create_jobset(request.app[CONTEXT].pool, auth.principal(request),
+                                           project_id, spec)
     return responses.ok(dict(row), status=201)
 
 
@@ -138,44 +121,40 @@ async def create_jobset(request: web.Request) -> web.Response:
 async def get_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.api_jobset_get, project_id, jobset_id)
+    row = await request.app[CONTEXT].pool.fetchrow(Q.jobset_get, project_id, jobset_id)
     if row is None:
         raise not_found(f"jobset {jobset_id}")
     return responses.ok(dict(row))
 
 
 @doc("Update a jobset: the fields given change, the others stay", response=JOBSET,
-     body=JOBSET_UPDATE, permission=auth.ADMIN, tags=("jobsets",),
+     body=JOBSET_UPDATE, permission=auth.needs("update-jobset"), tags=("jobsets",),
      description="Renaming onto the name of another jobset of the project is a 409.")
-@auth.requires(auth.ADMIN)
+@auth.requires(auth.needs("update-jobset"))
 async def update_jobset(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id)
     body = await params.json_body(request)
-    current = await pool.fetchrow(Q.api_jobset_get, project_id, jobset_id)
+    current = await pool.fetchrow(Q.jobset_get, project_id, jobset_id)
     if current is None:
         raise not_found(f"jobset {jobset_id}")
-    base = JobsetSpec(**{f.name: current[f.name] for f in attrs.fields(JobsetSpec)})
-    spec = JobsetSpec.from_body(body, base)
-    try:
-        row = await pool.fetchrow(Q.api_jobset_update, project_id, jobset_id, *spec.row())
-    except asyncpg.UniqueViolationError:
-        raise _duplicate(spec.name) from None
-    if row is None:
-        raise not_found(f"jobset {jobset_id}")
+    spec = JobsetSpec.from_body(body, projects.jobset_of(current))
+    with answered():
+        row = await projects.update_jobset(pool, auth.principal(request), project_id,
+                                           jobset_id, spec)
     return responses.ok(dict(row))
 
 
-@doc("Delete a jobset", response=DELETED, permission=auth.ADMIN, tags=("jobsets",))
-@auth.requires(auth.ADMIN)
+@doc("Delete a jobset", response=DELETED, permission=auth.needs("delete-jobset"),
+     tags=("jobsets",))
+@auth.requires(auth.needs("delete-jobset"))
 async def delete_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id)
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.api_jobset_delete, project_id,
-                                                        jobset_id)
-    if deleted is None:
-        raise not_found(f"jobset {jobset_id}")
+    with answered():
+        deleted = await projects.delete_jobset(request.app[CONTEXT].pool,
+                                               auth.principal(request), project_id, jobset_id)
     return responses.ok({"id": deleted, "deleted": True})
 
 

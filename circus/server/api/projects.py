@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -10,9 +12,10 @@ from aiohttp import web
 
 from circus.app.config import Config
 from circus.db.queries import Q
+from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.server.accounts import auth
 from circus.server.http import params, responses, safety
-from circus.server.http.errors import conflict, not_found
+from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import (
     BOOL,
@@ -26,6 +29,8 @@ from circus.server.http.openapi import (
     obj,
     page_of,
 )
+from circus.services import projects
+from circus.services.sources import Policy, SourceRefused
 
 PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
               homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
@@ -35,21 +40,30 @@ PROJECT_BODY = obj(required=("name", "repository_url"), **_PROJECT_FIELDS)
 PROJECT_UPDATE = obj(required=(), **_PROJECT_FIELDS)
 
 
+@contextlib.contextmanager
+def answered() -> Iterator[None]:
+    """A project/jobset operation's refusal as the API (and the dashboard) answer it."""
+    try:
+        yield
+    except Forbidden as exc:
+        raise ApiError(403, str(exc)) from None
+    except NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+    except SourceRefused as exc:
+        raise ApiError(400, f"{exc.field}: {exc.problem}") from None
+
+
 @attrs.frozen
-class ProjectSpec:
-    name: str
-    repository_url: str
-    description: str = ""
-    display_name: str = ""
-    homepage: str = ""
-    enabled: bool = True
+class ProjectSpec(projects.Project):
+    """A project as /api/v1 and the dashboard's forms send it."""
 
     @classmethod
-    def from_body(cls, body: dict[str, Any], base: ProjectSpec | None = None) -> ProjectSpec:
+    def from_body(cls, body: dict[str, Any], base: projects.Project | None = None
+                  ) -> ProjectSpec:
         """The fields of `body` over `base` (a PUT changes only what it names)."""
         old = attrs.asdict(base) if base else {}
-        if "homepage" in body:  # a stored one stays as it is until it is changed
-            safety.check_homepage(params.text(body, "homepage"))
         return cls(
             name=params.name(body, "name", old.get("name", params.REQUIRED)),
             repository_url=params.text(body, "repository_url",
@@ -59,10 +73,6 @@ class ProjectSpec:
             homepage=params.text(body, "homepage", old.get("homepage", "")),
             enabled=params.boolean(body, "enabled", old.get("enabled", True)),
         )
-
-    def row(self) -> tuple[Any, ...]:
-        return (self.name, self.repository_url, self.description, self.display_name,
-                self.homepage, self.enabled)
 
 
 def check_repository_url(url: str, config: Config) -> None:
@@ -83,9 +93,9 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
     pool = request.app[CONTEXT].pool
     found: int | None
     if raw.isdigit() and int(raw) <= params.MAX_ID:
-        found = await pool.fetchval(Q.api_project_get_id, int(raw))
+        found = await pool.fetchval(Q.project_id_if_exists, int(raw))
     else:
-        found = await pool.fetchval(Q.api_project_id_for_name, raw)
+        found = await pool.fetchval(Q.project_id_by_name, raw)
     if found is None:
         raise not_found(f"project {raw!r}")
     return found
@@ -96,69 +106,66 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
 async def list_projects(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.api_projects_list, page.limit, page.offset)
-    total = await pool.fetchval(Q.api_projects_count)
+    items = await pool.fetch(Q.projects_list, page.limit, page.offset)
+    total = await pool.fetchval(Q.projects_count)
     return responses.ok(responses.page([project_json(r) for r in items], total,
                                         page.limit, page.offset))
 
 
 @doc("Create a project", status=201, response=PROJECT, body=PROJECT_BODY,
-     permission=auth.CREATE_PROJECT, tags=("projects",))
-@auth.requires(auth.CREATE_PROJECT)
+     permission=auth.needs("create-project"), tags=("projects",))
+@auth.requires(auth.needs("create-project"))
 async def create_project(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     spec = ProjectSpec.from_body(await params.json_body(request))
-    check_repository_url(spec.repository_url, ctx.config)
-    try:
-        row = await ctx.pool.fetchrow(Q.api_project_insert, *spec.row())
-    except asyncpg.UniqueViolationError:
-        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    check_repository_url(spec.repository_url, ctx.config)  # required here: never ""
+    with answered():
+        row, _ = await projects.create_project(ctx.pool, auth.principal(request),
+                                               Policy.of(ctx.config), spec)
     return responses.ok(project_json(row), status=201)
 
 
 @doc("One project, by id or name", response=PROJECT, tags=("projects",))
 async def get_project(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.api_project_get, project_id)
+    row = await request.app[CONTEXT].pool.fetchrow(Q.project_get, project_id)
     if row is None:
         raise not_found(f"project {project_id}")
     return responses.ok(project_json(row))
 
 
 @doc("Update a project: the fields given change, the others stay", response=PROJECT,
-     body=PROJECT_UPDATE, permission=auth.ADMIN, tags=("projects",),
+     body=PROJECT_UPDATE, permission=auth.needs("update-project"), tags=("projects",),
      description="Renaming onto the name of another project is a 409.")
-@auth.requires(auth.ADMIN)
+@auth.requires(auth.needs("update-project"))
 async def update_project(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     project_id = await resolve_project_id(request)
     body = await params.json_body(request)
-    current = await ctx.pool.fetchrow(Q.api_project_get, project_id)
+    current = await ctx.pool.fetchrow(Q.project_get, project_id)
     if current is None:
         raise not_found(f"project {project_id}")
-    base = ProjectSpec(**{f.name: current[f.name] for f in attrs.fields(ProjectSpec)})
+    base = projects.project_of(current)
     spec = ProjectSpec.from_body(body, base)
     if spec.repository_url == safety.shown_url(base.repository_url):
         # A client that sends back what it read sends the masked URL: keep the real one.
         spec = attrs.evolve(spec, repository_url=base.repository_url)
-    check_repository_url(spec.repository_url, ctx.config)
-    try:
-        row = await ctx.pool.fetchrow(Q.api_project_update, project_id, *spec.row())
-    except asyncpg.UniqueViolationError:
-        raise conflict(f"name: a project named {spec.name!r} already exists") from None
-    if row is None:
-        raise not_found(f"project {project_id}")
+    elif "repository_url" in body:
+        check_repository_url(spec.repository_url, ctx.config)  # "" is no URL here
+    with answered():
+        row = await projects.update_project(ctx.pool, auth.principal(request),
+                                            Policy.of(ctx.config), project_id, spec, base)
     return responses.ok(project_json(row))
 
 
 @doc("Delete a project with its jobsets, evaluations and builds", response=DELETED,
-     permission=auth.ADMIN, tags=("projects",))
-@auth.requires(auth.ADMIN)
+     permission=auth.needs("delete-project"), tags=("projects",))
+@auth.requires(auth.needs("delete-project"))
 async def delete_project(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request)
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.api_project_delete, project_id)
-    if deleted is None:
-        raise not_found(f"project {project_id}")
+    with answered():
+        deleted = await projects.delete_project(request.app[CONTEXT].pool,
+                                                auth.principal(request), project_id)
     return responses.ok({"id": deleted, "deleted": True})
 
 

@@ -4,25 +4,30 @@ its jobsets, in one transaction)."""
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from typing import Any
 
-import asyncpg
 import attrs
 import structlog
 from aiohttp import web
 
 from circus.app.config import Config
-from circus.db.queries import Q
+from circus.proc import git
+from circus.proc.child import ChildTimeout
 from circus.server.accounts import auth
 from circus.server.api.jobsets import JOBSET, JobsetSpec
-from circus.server.api.projects import PROJECT, ProjectSpec, check_repository_url, project_json
+from circus.server.api.projects import (
+    PROJECT,
+    ProjectSpec,
+    answered,
+    check_repository_url,
+    project_json,
+)
 from circus.server.http import params, responses, safety
-from circus.server.http.errors import ApiError, bad_field, conflict
+from circus.server.http.errors import ApiError, bad_field
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import BOOL, NAME, STR, arr, doc, nullable, obj
-from circus.services import sources
+from circus.services import projects, sources
 
 log = structlog.get_logger(__name__)
 
@@ -53,19 +58,11 @@ class GitResult:
 
 async def _git(policy: sources.Policy, *args: str, cwd: str | None = None) -> GitResult:
     # Only the allowed protocols, no prompt, no credential helper (circus.sources).
-    proc = await asyncio.create_subprocess_exec(
-        *sources.git_argv(policy, *args), cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=sources.git_env())
     try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        done = await git.run(policy, *args, cwd=cwd, limit=PROBE_TIMEOUT)
+    except ChildTimeout:
         return GitResult(False, "", f"git {args[0]} timed out after {PROBE_TIMEOUT:g} s")
-    return GitResult(proc.returncode == 0, out.decode(errors="replace"),
-                     sources.redact(err.decode(errors="replace").strip()))
+    return GitResult(done.ok, done.text, sources.redact(done.stderr.strip()))
 
 
 def _default_branch(ls_remote: str) -> tuple[str | None, str | None]:
@@ -159,14 +156,11 @@ async def setup(request: web.Request) -> web.Response:
     spec = ProjectSpec.from_body(body)
     _url(request, body)
     jobsets = _jobset_specs(body)
-    pool = request.app[CONTEXT].pool
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            project = project_json(await conn.fetchrow(Q.api_project_insert, *spec.row()))
-            rows = [dict(await conn.fetchrow(Q.api_jobset_insert, project["id"], *j.row()))
-                    for j in jobsets]
-    except asyncpg.UniqueViolationError:
-        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    ctx = request.app[CONTEXT]
+    with answered():
+        row, saved = await projects.create_project(ctx.pool, auth.principal(request),
+                                                   sources.Policy.of(ctx.config), spec, jobsets)
+    project, rows = project_json(row), [dict(r) for r in saved]
     log.info("project set up", project=spec.name, jobsets=[j.name for j in jobsets])
     return responses.ok({"project": project, "jobsets": rows}, status=201)
 

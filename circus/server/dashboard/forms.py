@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import structlog
 from aiohttp import web
 
@@ -20,13 +19,14 @@ from circus.server.accounts import auth, sessions
 from circus.server.accounts import login as accounts
 from circus.server.api import setup
 from circus.server.api.jobsets import JobsetSpec
-from circus.server.api.projects import ProjectSpec, check_repository_url
+from circus.server.api.projects import ProjectSpec, answered, check_repository_url
 from circus.server.dashboard.view import html_errors, redirect, render
 from circus.server.http import params
-from circus.server.http.errors import bad_field, conflict, not_found
+from circus.server.http.errors import bad_field, not_found
 from circus.server.http.keys import CONTEXT
-from circus.services import build_actions
+from circus.services import build_actions, projects
 from circus.services import login as logins
+from circus.services.sources import Policy
 
 log = structlog.get_logger(__name__)
 
@@ -118,18 +118,15 @@ def _jobset_body(data: dict[str, str]) -> dict[str, Any]:
 
 
 @html_errors
-@auth.requires(auth.CREATE_PROJECT)
+@auth.requires(auth.needs("create-project"))
 async def create_project(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     data = await form_fields(request)
     spec = ProjectSpec.from_body({k: data[k] for k in PROJECT_FIELDS if k in data})
     check_repository_url(spec.repository_url, ctx.config)
-    try:
-        await ctx.pool.fetchrow(Q.api_project_insert, *spec.row())
-    except asyncpg.UniqueViolationError:
-        raise conflict(f"name: a project named {spec.name!r} already exists") from None
-    log.info("project created from the dashboard", project=spec.name,
-             who=auth.principal(request).name)
+    with answered():
+        await projects.create_project(ctx.pool, auth.principal(request),
+                                      Policy.of(ctx.config), spec)
     raise redirect(f"/project/{spec.name}", f"Project {spec.name} created.")
 
 
@@ -165,7 +162,7 @@ async def wizard_probe(request: web.Request) -> web.StreamResponse:
 
 
 @html_errors
-@auth.requires(auth.CREATE_PROJECT)
+@auth.requires(auth.needs("create-project"))
 async def wizard_create(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     data = await form_fields(request)
@@ -185,14 +182,9 @@ async def wizard_create(request: web.Request) -> web.StreamResponse:
         if not body.get("nix_expression"):
             body["nix_expression"] = item["nix_expression"]
         jobsets.append(JobsetSpec.from_body(body))
-    try:
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await conn.fetchrow(Q.api_project_insert, *spec.row())
-            project_id = await conn.fetchval(Q.api_project_id_for_name, spec.name)
-            for jobset in jobsets:
-                await conn.fetchrow(Q.api_jobset_insert, project_id, *jobset.row())
-    except asyncpg.UniqueViolationError:
-        raise conflict(f"name: a project named {spec.name!r} already exists") from None
+    with answered():
+        await projects.create_project(ctx.pool, auth.principal(request),
+                                      Policy.of(ctx.config), spec, jobsets)
     log.info("project set up from the dashboard wizard", project=spec.name,
              jobsets=[j.name for j in jobsets])
     raise redirect(f"/project/{spec.name}", f"Project {spec.name} set up.")
@@ -208,15 +200,13 @@ async def _project_id(request: web.Request) -> tuple[int, str]:
 
 
 @html_errors
-@auth.requires(auth.CREATE_JOBSET)
+@auth.requires(auth.needs("create-jobset"))
 async def create_jobset(request: web.Request) -> web.StreamResponse:
     project_id, project_name = await _project_id(request)
     spec = JobsetSpec.from_body(_jobset_body(await form_fields(request)))
-    try:
-        await request.app[CONTEXT].pool.fetchrow(Q.api_jobset_insert, project_id, *spec.row())
-    except asyncpg.UniqueViolationError:
-        raise conflict(f"name: a jobset named {spec.name!r} already exists in this "
-                       "project") from None
+    with answered():
+        await projects.create_jobset(request.app[CONTEXT].pool, auth.principal(request),
+                                     project_id, spec)
     raise redirect(f"/jobset/{project_name}/{spec.name}", f"Jobset {spec.name} created.")
 
 

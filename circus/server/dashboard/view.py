@@ -18,6 +18,7 @@ from circus.domain import status as buildstatus
 from circus.server.accounts import auth, sessions
 from circus.server.http import params, safety
 from circus.server.http.errors import ApiError
+from circus.services import login as logins
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +34,7 @@ async def viewer(request: web.Request) -> auth.Principal | None:
     session = await sessions.current(request)
     who = None
     if session is not None:
-        who = auth.Principal(session.name, session.role, session.api_key_id, session.user_id,
-                             session.id, session.csrf_token)
+        who = logins.session_principal(session)
     request[_VIEWER] = who
     return who
 

@@ -9,6 +9,8 @@ project on another repository is refused with the reason.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -16,13 +18,15 @@ import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
+from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.server.accounts import auth, sessions
 from circus.server.http import safety
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
 from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
-from circus.server.hydra.dispatch import require
+from circus.server.hydra.dispatch import principal, require
+from circus.services import projects, sources
 
 log = structlog.get_logger(__name__)
 
@@ -55,31 +59,47 @@ async def get_project(request: web.Request) -> web.Response:
     return web.json_response(shapes.project(row))
 
 
+@contextlib.contextmanager
+def _answered(kind: str, name: str) -> Iterator[None]:
+    """A project/jobset operation's refusal in Hydra's words (its 403s, 404s, 409s)."""
+    try:
+        yield
+    except Forbidden as exc:
+        raise ApiError(403, str(exc)) from None
+    except NotFound:
+        raise (project_missing(name) if kind == "project" else jobset_missing(name)) from None
+    except Conflict:
+        raise ApiError(409, f"A {kind} named {q(name)} already exists.") from None
+    except sources.SourceRefused as exc:
+        raise ApiError(400, f"{exc.field}: {exc.problem}") from None
+
+
 async def put_project(request: web.Request) -> web.Response:
     name = request.match_info["id"]
-    pool = request.app[CONTEXT].pool
-    exists = await pool.fetchrow(Q.hydra_project, name)
-    await require(request, auth.ADMIN if exists else auth.CREATE_PROJECT)
+    ctx = request.app[CONTEXT]
+    exists = await ctx.pool.fetchrow(Q.hydra_project, name)
+    who = await principal(request)
+    with _answered("project", name):
+        projects.authorize(who, "update-project" if exists else "create-project")
     body = await read(request)
     new_name = text(body, "name", name) or name
     for candidate in (name, new_name):
         if not NAME_RE.fullmatch(candidate):
             raise bad(f"Invalid project identifier {q(candidate)}.")
-    if "homepage" in body:
-        safety.check_homepage(text(body, "homepage"))
-    fields = (text(body, "displayname", exists["display_name"] if exists else new_name),
-              text(body, "description", exists["description"] if exists else ""),
-              text(body, "homepage", exists["homepage"] if exists else ""),
-              flag(body, "enabled", exists["enabled"] if exists else True))
-    uri = absolute(request, f"/project/{new_name}")
-    try:
-        if exists:
-            await pool.execute(Q.hydra_project_update, name, new_name, *fields)
+    before = projects.project_of(exists) if exists else None
+    project = projects.Project(
+        name=new_name, repository_url=before.repository_url if before else "",
+        display_name=text(body, "displayname", before.display_name if before else new_name),
+        description=text(body, "description", before.description if before else ""),
+        homepage=text(body, "homepage", before.homepage if before else ""),
+        enabled=flag(body, "enabled", before.enabled if before else True))
+    policy = sources.Policy.of(ctx.config)
+    with _answered("project", new_name):
+        if exists and before:
+            await projects.update_project(ctx.pool, who, policy, exists["id"], project, before)
         else:
-            await pool.execute(Q.hydra_project_insert, new_name, *fields)
-    except asyncpg.UniqueViolationError:
-        raise ApiError(409, f"A project named {q(new_name)} already exists.") from None
-    log.info("hydra project saved", project=new_name, created=not exists)
+            await projects.create_project(ctx.pool, who, policy, project)
+    uri = absolute(request, f"/project/{new_name}")
     if exists:
         return web.json_response({"redirect": uri})
     return web.json_response({"redirect": uri, "uri": uri, "name": new_name, "type": "project"},
@@ -88,10 +108,13 @@ async def put_project(request: web.Request) -> web.Response:
 
 async def delete_project(request: web.Request) -> web.Response:
     name = request.match_info["id"]
-    await require(request, auth.ADMIN)
-    if await request.app[CONTEXT].pool.fetchval(Q.hydra_project_delete, name) is None:
-        raise project_missing(name)
-    log.info("hydra project deleted", project=name)
+    who = await principal(request)
+    with _answered("project", name):
+        projects.authorize(who, "delete-project")
+        found = await request.app[CONTEXT].pool.fetchrow(Q.hydra_project, name)
+        if found is None:
+            raise NotFound(name)
+        await projects.delete_project(request.app[CONTEXT].pool, who, found["id"])
     return web.json_response({"redirect": absolute(request, "/")})
 
 
@@ -162,12 +185,15 @@ async def put_jobset(request: web.Request) -> web.Response:
     project, name = request.match_info["project"], request.match_info["jobset"]
     ctx = request.app[CONTEXT]
     pool = ctx.pool
-    who = await require(request, auth.CREATE_JOBSET)  # before anything is looked up
+    who = await principal(request)
+    with _answered("jobset", name):
+        projects.authorize(who, "create-jobset")  # before anything is looked up
     owner = await pool.fetchrow(Q.hydra_project, project)
     if owner is None:
         raise project_missing(project)
     exists = await pool.fetchrow(Q.hydra_jobset, project, name)
-    await require(request, auth.ADMIN if exists else auth.CREATE_JOBSET)
+    with _answered("jobset", name):
+        projects.authorize(who, "update-jobset" if exists else "create-jobset")
     if not NAME_RE.fullmatch(name):
         raise bad(f"Invalid jobset identifier {q(name)}.")
     body = await read(request)
@@ -187,21 +213,18 @@ async def put_jobset(request: web.Request) -> web.Response:
     enabled = body.get("enabled", 1)
     enabled = (1 if enabled else 0) if isinstance(enabled, bool) else number(
         body, "enabled", 1, 0, 3)
-    row = (text(body, "description"), expression, flake, branch, enabled,
-           not flag(body, "visible", True), number(body, "checkinterval", 300, 0),
-           number(body, "schedulingshares", 100, 1), number(body, "keepnr", 3, 0))
-    async with pool.acquire() as conn, conn.transaction():
-        if current != url:
-            await conn.execute(Q.hydra_project_set_repository, owner["id"], url)
-        saved = await conn.fetchrow(Q.hydra_jobset_upsert, owner["id"], name, *row)
-        kept = [] if flake else inputs
-        await conn.execute(Q.hydra_jobset_inputs_clear, saved["id"])
-        await conn.execute(Q.hydra_jobset_inputs_insert, saved["id"],
-                           [i[0] for i in kept], [i[1] for i in kept], [i[2] for i in kept])
-    log.info("hydra jobset saved", project=project, jobset=name, created=saved["created"],
-             flake=flake)
+    jobset = projects.Jobset(
+        name=name, description=text(body, "description"), nix_expression=expression,
+        flake=flake, branch=branch, enabled=enabled, hidden=not flag(body, "visible", True),
+        check_interval=number(body, "checkinterval", 300, 0),
+        scheduling_shares=number(body, "schedulingshares", 100, 1),
+        keep_evaluations=number(body, "keepnr", 3, 0))
+    with _answered("jobset", name):
+        _, created = await projects.put_jobset(
+            pool, who, owner["id"], exists["id"] if exists else None, jobset,
+            [] if flake else inputs, url if current != url else None)
     uri = absolute(request, f"/jobset/{project}/{name}")
-    if not saved["created"]:
+    if not created:
         return web.json_response({"redirect": uri})
     return web.json_response({"redirect": uri, "uri": uri, "name": name, "type": "jobset"},
                              status=201, headers={"Location": uri})
@@ -234,10 +257,14 @@ def _extra_inputs(inputs: list[tuple[str, str, str]], url: str, flake: bool,
 
 async def delete_jobset(request: web.Request) -> web.Response:
     project, name = request.match_info["project"], request.match_info["jobset"]
-    await require(request, auth.ADMIN)
-    if await request.app[CONTEXT].pool.fetchval(Q.hydra_jobset_delete, project, name) is None:
-        raise jobset_missing(name)
-    log.info("hydra jobset deleted", project=project, jobset=name)
+    who = await principal(request)
+    pool = request.app[CONTEXT].pool
+    with _answered("jobset", name):
+        projects.authorize(who, "delete-jobset")
+        found = await pool.fetchrow(Q.hydra_jobset, project, name)
+        if found is None:
+            raise NotFound(name)
+        await projects.delete_jobset(pool, who, found["project_id"], found["id"])
     return web.json_response({"redirect": absolute(request, f"/project/{project}")})
 
 

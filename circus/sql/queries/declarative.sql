@@ -13,9 +13,6 @@ ON CONFLICT (name) DO UPDATE
        IS DISTINCT FROM (EXCLUDED.repository_url, EXCLUDED.description, true)
 RETURNING id;
 
--- name: project_id_by_name
-SELECT id FROM projects WHERE name = $1;
-
 -- name: declare_jobset
 INSERT INTO jobsets (project_id, name, nix_expression, flake, branch, check_interval,
                      enabled, description, declarative)
@@ -31,9 +28,6 @@ ON CONFLICT (project_id, name) DO UPDATE
        (EXCLUDED.nix_expression, EXCLUDED.flake, EXCLUDED.branch, EXCLUDED.check_interval,
         EXCLUDED.enabled, EXCLUDED.description, true)
 RETURNING id;
-
--- name: jobset_id_by_name
-SELECT id FROM jobsets WHERE project_id = $1 AND name = $2;
 
 -- name: declare_jobset_input
 INSERT INTO jobset_inputs (jobset_id, name, type, value)

@@ -13,28 +13,6 @@ SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER B
   FROM projects p
  WHERE p.name = $1;
 
--- name: hydra_project_insert
--- A Hydra project names no repository; its first jobset that names one sets it.
-INSERT INTO projects (name, repository_url, display_name, description, homepage, enabled)
-VALUES ($1, '', $2, $3, $4, $5)
-RETURNING id;
-
--- name: hydra_project_update
-UPDATE projects
-   SET name = $2, display_name = $3, description = $4, homepage = $5, enabled = $6,
-       updated_at = now()
- WHERE name = $1
-RETURNING id;
-
--- name: hydra_project_delete
--- Jobsets, evaluations and builds go with it (ON DELETE CASCADE).
-DELETE FROM projects WHERE name = $1 RETURNING id;
-
--- name: hydra_project_set_repository
-UPDATE projects SET repository_url = $2, updated_at = now()
- WHERE id = $1
-RETURNING id;
-
 -- name: hydra_project_other_jobsets
 -- Whether jobsets other than $2 share the project's repository.
 SELECT count(*) FROM jobsets WHERE project_id = $1 AND name <> $2;
@@ -53,33 +31,6 @@ SELECT j.*, p.name AS project, p.repository_url,
 SELECT jobset_id, name, type, value FROM jobset_inputs
  WHERE jobset_id = ANY($1::bigint[])
  ORDER BY jobset_id, name;
-
--- name: hydra_jobset_upsert
--- $1 project id, $2 name; RETURNING created tells a creation from a replacement.
-INSERT INTO jobsets (project_id, name, description, nix_expression, flake, branch, enabled,
-                     hidden, check_interval, scheduling_shares, keep_evaluations)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-ON CONFLICT (project_id, name) DO UPDATE
-   SET description = EXCLUDED.description, nix_expression = EXCLUDED.nix_expression,
-       flake = EXCLUDED.flake, branch = EXCLUDED.branch, enabled = EXCLUDED.enabled,
-       hidden = EXCLUDED.hidden, check_interval = EXCLUDED.check_interval,
-       scheduling_shares = EXCLUDED.scheduling_shares,
-       keep_evaluations = EXCLUDED.keep_evaluations, updated_at = now()
-RETURNING id, (xmax = 0) AS created;
-
--- name: hydra_jobset_inputs_clear
--- A Hydra jobset PUT replaces every input at once: cleared, then inserted, in one
--- transaction (one statement would not see its own delete and collide on the names).
-DELETE FROM jobset_inputs WHERE jobset_id = $1;
-
--- name: hydra_jobset_inputs_insert
-INSERT INTO jobset_inputs (jobset_id, name, type, value)
-SELECT $1, n, t, v FROM unnest($2::text[], $3::text[], $4::text[]) AS i(n, t, v);
-
--- name: hydra_jobset_delete
-DELETE FROM jobsets j USING projects p
- WHERE p.id = j.project_id AND p.name = $1 AND j.name = $2
-RETURNING j.id;
 
 -- name: hydra_jobset_trigger
 -- Triggers the named jobsets ($1 'project:jobset' strings) that exist; the NOTIFY wakes
