@@ -1,10 +1,10 @@
 """The web dashboard: server-rendered pages (aiohttp-jinja2, `templates/`), a small
 stylesheet and script (`static/`), forms for the writes, and live updates over SSE.
 
-Hydra's JSON API shares five paths with the dashboard (`/`, `/project/..`, `/jobset/..`,
-`/build/..`, `/eval/..`). Its module owns those routes and answers JSON; for a browser
-it calls our handler, found in `app[DASHBOARD_FALLBACK]` keyed by the route pattern.
-When nothing else registered such a path, `setup` registers our page there itself.
+Hydra's JSON API shares some of our paths (`/`, `/project/..`, `/jobset/..`, `/build/..`,
+`/eval/..`, `/login`, `/logout`): `SHARED_PAGES` holds our pages there, and
+`http/routes.SHARED` decides who answers each and registers them; `add_routes` registers
+the paths only the dashboard serves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp_jinja2
 import jinja2
-import structlog
 from aiohttp import web
 
 from circus.app.paths import STATIC_DIR, TEMPLATES_DIR
@@ -26,62 +25,6 @@ from circus.server.dashboard import pages as dashboard_pages
 from circus.server.dashboard.view import Handler, jinja_helpers
 from circus.server.http import openapi
 from circus.server.http.openapi import NAME, Schema, obj
-
-log = structlog.get_logger(__name__)
-
-# The pages whose paths Hydra's API shares, by route pattern.
-DASHBOARD_PAGES: dict[str, Handler] = {
-    "/": dashboard_pages.home,
-    "/project/{id}": dashboard_pages.project,
-    "/jobset/{project}/{jobset}": dashboard_pages.jobset,
-    "/build/{id}": dashboard_build.build,
-    "/eval/{id}": dashboard_pages.evaluation,
-    "/login": dashboard_forms.login_page,
-}
-DASHBOARD_FALLBACK = web.AppKey("dashboard_pages", dict[str, Handler])
-
-_PAGES: tuple[tuple[str, Handler], ...] = (
-    ("/projects", dashboard_pages.projects),
-    ("/projects/new", dashboard_forms.wizard),
-    ("/project/{id}/notifications", dashboard_pages.notifications),
-    ("/jobset/{id}", dashboard_pages.jobset_by_id),
-    ("/evaluations", dashboard_pages.evaluations),
-    ("/evaluation/{id}", dashboard_pages.evaluation),
-    ("/builds", dashboard_pages.builds_list),
-    ("/queue", dashboard_pages.queue),
-    ("/channels", dashboard_pages.channels),
-    ("/channel/{id}", dashboard_pages.channel),
-    ("/news", dashboard_pages.news),
-    ("/admin", dashboard_admin.admin),
-    ("/users", dashboard_admin.users),
-    ("/starred", dashboard_pages.starred),
-    ("/metrics", dashboard_pages.metrics),
-    ("/logout", dashboard_forms.logout_page),
-    (r"/dashboard/build/{id:\d+}/log", dashboard_build.log_before),
-    (r"/dashboard/build/{id:\d+}/log/live", dashboard_build.log_live),
-    ("/dashboard/events", dashboard_live.events),
-)
-_FORMS: tuple[tuple[str, Handler], ...] = (
-    ("/dashboard/login", dashboard_forms.login),
-    ("/dashboard/logout", dashboard_forms.logout),
-    ("/dashboard/projects", dashboard_forms.create_project),
-    ("/dashboard/projects/probe", dashboard_forms.wizard_probe),
-    ("/dashboard/projects/setup", dashboard_forms.wizard_create),
-    ("/dashboard/project/{id}/jobsets", dashboard_forms.create_jobset),
-    ("/dashboard/jobset/{id}/trigger", dashboard_forms.trigger),
-    ("/dashboard/build/{id}/cancel", dashboard_forms.cancel_build),
-    ("/dashboard/build/{id}/restart", dashboard_forms.restart_build),
-    ("/dashboard/build/{id}/bump", dashboard_forms.bump_build),
-    ("/dashboard/build/{id}/star", dashboard_forms.star),
-    ("/dashboard/news", dashboard_forms.create_news),
-    ("/dashboard/news/{id}/delete", dashboard_forms.delete_news),
-    ("/dashboard/api-keys", dashboard_admin.create_key),
-    ("/dashboard/api-keys/{id}/delete", dashboard_admin.delete_key),
-    ("/dashboard/users", dashboard_admin.create_user),
-    ("/dashboard/users/{id}", dashboard_admin.update_user),
-    ("/dashboard/users/{id}/delete", dashboard_admin.delete_user),
-)
-
 
 _HTML = {"type": "string"}
 _PAGE_DOC = {"content_type": "text/html", "error_content_type": "text/html",
@@ -132,54 +75,83 @@ def _documented(handler: Handler, summary: str, spec: dict[str, Any], path: str)
     return handler
 
 
+def _page(path: str, handler: Handler) -> tuple[str, Handler]:
+    return path, _documented(handler, f"Dashboard page {path}", _PAGE_DOC, path)
+
+
+def _form(path: str, handler: Handler) -> tuple[str, Handler]:
+    spec = _FORM_DOC
+    if handler in _FORM_FIELDS:
+        spec = {**_FORM_DOC, "body": _FORM_FIELDS[handler], "body_required": True}
+    return path, _documented(handler, f"Dashboard form {path}", spec, path)
+
+
+# Declared as they are listed: a handler on two paths is named by its first.
+_PAGES: tuple[tuple[str, Handler], ...] = tuple(_page(*row) for row in (
+    ("/projects", dashboard_pages.projects),
+    ("/projects/new", dashboard_forms.wizard),
+    ("/project/{id}/notifications", dashboard_pages.notifications),
+    ("/jobset/{id}", dashboard_pages.jobset_by_id),
+    ("/evaluations", dashboard_pages.evaluations),
+    ("/evaluation/{id}", dashboard_pages.evaluation),
+    ("/builds", dashboard_pages.builds_list),
+    ("/queue", dashboard_pages.queue),
+    ("/channels", dashboard_pages.channels),
+    ("/channel/{id}", dashboard_pages.channel),
+    ("/news", dashboard_pages.news),
+    ("/admin", dashboard_admin.admin),
+    ("/users", dashboard_admin.users),
+    ("/starred", dashboard_pages.starred),
+    ("/metrics", dashboard_pages.metrics),
+    (r"/dashboard/build/{id:\d+}/log", dashboard_build.log_before),
+    (r"/dashboard/build/{id:\d+}/log/live", dashboard_build.log_live),
+    ("/dashboard/events", dashboard_live.events),
+))
+_FORMS: tuple[tuple[str, Handler], ...] = tuple(_form(*row) for row in (
+    ("/dashboard/login", dashboard_forms.login),
+    ("/dashboard/logout", dashboard_forms.logout),
+    ("/dashboard/projects", dashboard_forms.create_project),
+    ("/dashboard/projects/probe", dashboard_forms.wizard_probe),
+    ("/dashboard/projects/setup", dashboard_forms.wizard_create),
+    ("/dashboard/project/{id}/jobsets", dashboard_forms.create_jobset),
+    ("/dashboard/jobset/{id}/trigger", dashboard_forms.trigger),
+    ("/dashboard/build/{id}/cancel", dashboard_forms.cancel_build),
+    ("/dashboard/build/{id}/restart", dashboard_forms.restart_build),
+    ("/dashboard/build/{id}/bump", dashboard_forms.bump_build),
+    ("/dashboard/build/{id}/star", dashboard_forms.star),
+    ("/dashboard/news", dashboard_forms.create_news),
+    ("/dashboard/news/{id}/delete", dashboard_forms.delete_news),
+    ("/dashboard/api-keys", dashboard_admin.create_key),
+    ("/dashboard/api-keys/{id}/delete", dashboard_admin.delete_key),
+    ("/dashboard/users", dashboard_admin.create_user),
+    ("/dashboard/users/{id}", dashboard_admin.update_user),
+    ("/dashboard/users/{id}/delete", dashboard_admin.delete_user),
+))
+
+
+# Our pages on the paths another front end shares, declared here like the others.
+SHARED_PAGES: dict[str, Handler] = dict(_page(*row) for row in (
+    ("/", dashboard_pages.home),
+    ("/project/{id}", dashboard_pages.project),
+    ("/jobset/{project}/{jobset}", dashboard_pages.jobset),
+    ("/build/{id}", dashboard_build.build),
+    ("/eval/{id}", dashboard_pages.evaluation),
+    ("/login", dashboard_forms.login_page),
+    ("/logout", dashboard_forms.logout_page),
+))
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     for path, handler in _PAGES:
-        router.add_get(path, _documented(handler, f"Dashboard page {path}", _PAGE_DOC,
-                                                 path))
+        router.add_get(path, handler)
     for path, handler in _FORMS:
-        spec = _FORM_DOC
-        if handler in _FORM_FIELDS:
-            spec = {**_FORM_DOC, "body": _FORM_FIELDS[handler], "body_required": True}
-        router.add_post(path, _documented(handler, f"Dashboard form {path}", spec, path))
+        router.add_post(path, handler)
     router.add_static("/static/", STATIC_DIR, name="static")
 
 
-def _taken(app: web.Application) -> set[str]:
-    """Canonical paths that already answer GET."""
-    taken = set()
-    for resource in app.router.resources():
-        if any(route.method in ("GET", "*") for route in resource):
-            taken.add(resource.canonical)
-    return taken
-
-
 def setup(app: web.Application) -> None:
-    """Templates, and the shared-path pages nobody else serves; after `setup_routes`."""
+    """The templates the pages render."""
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
     env.globals.update(jinja_helpers())
-    app[DASHBOARD_FALLBACK] = DASHBOARD_PAGES
-    taken = _taken(app)
-    for pattern, handler in DASHBOARD_PAGES.items():
-        if _shape(pattern) in {_shape(t) for t in taken}:
-            log.debug("dashboard page served through another module", path=pattern)
-            continue
-        app.router.add_get(pattern, _documented(handler, f"Dashboard page {pattern}",
-                                                _PAGE_DOC, pattern))
-
-
-def _shape(path: str) -> str:
-    """A path with its parameters blanked: `/build/{id}` and `/build/{build-id}` clash."""
-    out: list[str] = []
-    depth = 0
-    for ch in path:
-        if ch == "{":
-            depth += 1
-            if depth == 1:
-                out.append("{}")
-        elif ch == "}":
-            depth -= 1
-        elif depth == 0:
-            out.append(ch)
-    return "".join(out)

@@ -35,6 +35,5 @@ async def init_app(ctx: Context) -> web.Application:
     app.on_shutdown.append(logs.close_streams)
     safety.setup(app)
     setup_routes(app)
-    # After every module's routes: the dashboard fills in the shared paths left free.
-    dashboard.setup(app)
+    dashboard.setup(app)  # the templates its pages render
     return app

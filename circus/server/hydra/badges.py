@@ -1,5 +1,9 @@
 """Status images of a job's latest build, and a redirect to its latest success:
-/job/{project}/{jobset}/{job}/shield (flat, square), /badge (rounded) and /latest."""
+/job/{project}/{jobset}/{job}/shield (flat, square), /badge (rounded) and /latest.
+
+`/shield` and `/latest` are also Hydra's URLs (a shields.io document, a redirect to
+Hydra's build page): `http/routes.SHARED` gives a request for JSON to Hydra's answer and
+registers both routes; this module registers `/badge`."""
 
 from __future__ import annotations
 
@@ -12,8 +16,6 @@ from circus.domain.status import BuildStatus
 from circus.server.http.errors import not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import doc
-from circus.server.hydra import builds as hydra_builds
-from circus.server.hydra.dispatch import wants_json
 
 SVG = "image/svg+xml"
 # message → colour, as shields.io draws them.
@@ -70,8 +72,6 @@ def render(label: str, message: str, rounded: bool) -> str:
 @doc("A flat square status image of the job's latest build", content_type=SVG,
      response={"type": "string"}, tags=("badges",))
 async def shield(request: web.Request) -> web.Response:
-    if wants_json(request):  # Hydra's shields.io endpoint document, for Hydra's clients
-        return await hydra_builds.job_shield(request)
     svg = render("build", await _message(request), rounded=False)
     return web.Response(text=svg, content_type=SVG, headers=NO_CACHE)
 
@@ -87,8 +87,6 @@ async def badge(request: web.Request) -> web.Response:
      content_type=None, tags=("badges",),
      description="404 when the job has no successful build.")
 async def latest(request: web.Request) -> web.Response:
-    if wants_json(request):  # Hydra's redirect to /build/{id}
-        return await hydra_builds.job_latest(request)
     names = _names(request)
     row = await request.app[CONTEXT].pool.fetchrow(Q.api_job_latest, *names, True)
     if row is None:
@@ -97,6 +95,4 @@ async def latest(request: web.Request) -> web.Response:
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get(JOB_PATH + "/shield", shield)
     router.add_get(JOB_PATH + "/badge", badge)
-    router.add_get(JOB_PATH + "/latest", latest)

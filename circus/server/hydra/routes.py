@@ -1,20 +1,17 @@
 """Hydra's JSON API on Hydra's URLs, so Hydra's clients, scripts and badges keep working
 (`../shared/specs/hydra-api.yaml`, `../shared/seeds/hydra-api-guide.md`).
 
-The handlers live in hydra_projects (projects, jobsets, evaluations lists, push),
-hydra_builds (builds, evaluations, jobs, search, queue) and hydra_login; their JSON
-shapes in hydra_shapes; who answers a page URL (JSON or the dashboard) and who may write
-in hydra_dispatch. This module registers the routes and declares them for /api/v1's
-OpenAPI document (Hydra's own document is the contract: the tests validate against it).
-
-`/job/{project}/{jobset}/{job}/shield` and `/latest` are registered by `badges` (SVG
-badges) when it is loaded first; their Hydra answers are `hydra_builds.job_shield` and
-`job_latest`, which `badges` should serve when the request accepts JSON.
+The handlers live in hydra/projects (projects, jobsets, evaluations lists, push),
+hydra/builds (builds, evaluations, jobs, search, queue) and hydra/login; their JSON
+shapes in hydra/shapes; who may write in hydra/dispatch. This module declares the routes
+for /api/v1's OpenAPI document (Hydra's own document is the contract: the tests validate
+against it) and registers those only Hydra serves. Its answers on the URLs another
+front end shares too (the dashboard's pages, `/login`, the job badges) are declared at
+the top and registered by `http/routes.SHARED`, which says who answers JSON and who
+answers HTML there.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +21,7 @@ from circus.server.http.openapi import ANY, STR, doc, obj, query
 from circus.server.hydra import builds as hydra_builds
 from circus.server.hydra import login as hydra_login
 from circus.server.hydra import projects as hydra_projects
-from circus.server.hydra.dispatch import Handler, negotiated
+from circus.server.hydra.dispatch import Handler
 
 _TAGS = ("hydra",)
 _REDIRECT = dict(status=302, content_type=None)
@@ -33,49 +30,38 @@ CREATED = {201: ("application/json", obj(name=ANY, uri=ANY, redirect=ANY, type=A
 _JOB = "/job/{project}/{jobset}/{job}"
 
 
-# JSON with `Accept: application/json` (Hydra's clients), else the dashboard's page.
-BOTH = ("application/json", "text/html")
-
-
-def _page(summary: str, view: Handler) -> Handler:
-    """A Hydra URL that is also a dashboard page."""
-    return doc(summary, response=ANY, tags=_TAGS, content_type=BOTH,
-               error_content_type=BOTH)(negotiated(view))
-
-
 def _json(summary: str, view: Handler, **fields: object) -> Handler:
     return doc(summary, response=fields.pop("response", ANY), tags=_TAGS, **fields)(view)
 
 
-def _free(router: web.UrlDispatcher, method: str, path: str) -> bool:
-    for route in router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        if route.method == method and (info.get("formatter") or info.get("path")) == path:
-            return False
-    return True
+# The least a caller needs: creating; replacing or deleting an existing one is admin's.
+_ADMIN = dict(permission=auth.ADMIN)
+
+# Hydra's answers on the URLs it shares (http/routes.SHARED registers them).
+PROJECTS = _json("Hydra: all projects", hydra_projects.list_projects)
+PROJECT = _json("Hydra: a project", hydra_projects.get_project)
+PUT_PROJECT = _json("Hydra: create or update a project", hydra_projects.put_project,
+                    response=obj(redirect=ANY), extra=CREATED,
+                    permission=auth.CREATE_PROJECT)
+DELETE_PROJECT = _json("Hydra: delete a project", hydra_projects.delete_project,
+                       response=obj(redirect=ANY), **_ADMIN)
+JOBSET = _json("Hydra: a jobset", hydra_projects.get_jobset)
+PUT_JOBSET = _json("Hydra: create or replace a jobset and its inputs", hydra_projects.put_jobset,
+                   response=obj(redirect=ANY), extra=CREATED, permission=auth.CREATE_JOBSET)
+DELETE_JOBSET = _json("Hydra: delete a jobset", hydra_projects.delete_jobset,
+                      response=obj(redirect=ANY), **_ADMIN)
+EVAL = _json("Hydra: an evaluation", hydra_builds.get_eval)
+BUILD = _json("Hydra: a build", hydra_builds.get_build)
+JOB_LATEST = _json("Hydra: the latest successful build", hydra_builds.job_latest, **_REDIRECT)
+JOB_SHIELD = _json("Hydra: a shields.io endpoint document", hydra_builds.job_shield)
+LOGIN = _json("Hydra: log in", hydra_login.login)
+LOGOUT = _json("Hydra: log out", hydra_login.logout, status=204, content_type=None)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
     p, b = hydra_projects, hydra_builds
-    # The least a caller needs: creating; replacing or deleting an existing one is admin's.
-    create_project, create_jobset = dict(permission=auth.CREATE_PROJECT), dict(
-        permission=auth.CREATE_JOBSET)
-    admin = dict(permission=auth.ADMIN)
-    router.add_get("/", _page("Hydra: all projects", p.list_projects))
-    router.add_get("/project/{id}", _page("Hydra: a project", p.get_project))
-    router.add_put("/project/{id}", _json("Hydra: create or update a project", p.put_project,
-                                          response=obj(redirect=ANY), extra=CREATED,
-                                          **create_project))
-    router.add_delete("/project/{id}", _json("Hydra: delete a project", p.delete_project,
-                                             response=obj(redirect=ANY), **admin))
     one = "/jobset/{project}/{jobset}"
-    router.add_get(one, _page("Hydra: a jobset", p.get_jobset))
-    router.add_put(one, _json("Hydra: create or replace a jobset and its inputs",
-                              p.put_jobset, response=obj(redirect=ANY), extra=CREATED,
-                              **create_jobset))
-    router.add_delete(one, _json("Hydra: delete a jobset", p.delete_jobset,
-                                 response=obj(redirect=ANY), **admin))
-    router.add_get(one + "/evals", _page("Hydra: a jobset's evaluations", p.jobset_evals))
+    router.add_get(one + "/evals", _json("Hydra: a jobset's evaluations", p.jobset_evals))
     router.add_get(one + "/latest-eval", _json("Hydra: the latest finished evaluation",
                                                p.latest_eval, **_REDIRECT))
     router.add_get("/api/jobsets", _json("Hydra: jobset overview", p.api_jobsets, query={
@@ -87,14 +73,12 @@ def add_routes(router: web.UrlDispatcher) -> None:
     for method in ("GET", "POST", "PUT"):
         router.add_route(method, "/api/push", push)
 
-    router.add_get("/eval/{id}", _page("Hydra: an evaluation", b.get_eval))
     router.add_get("/eval/{id}/builds", _json("Hydra: an evaluation's builds", b.eval_builds))
     for action, view, needs in (("cancel", b.cancel_eval, auth.CANCEL),
                                 ("restart-failed", b.restart_failed_eval, auth.RESTART),
                                 ("restart-aborted", b.restart_aborted_eval, auth.RESTART)):
         router.add_post(f"/eval/{{id}}/{action}", _json(f"Hydra: {action} (evaluation)", view,
                                                         **_REDIRECT, permission=needs))
-    router.add_get("/build/{id}", _page("Hydra: a build", b.get_build))
     router.add_get("/build/{id}/constituents", _json("Hydra: an aggregate's constituents",
                                                      b.build_constituents))
     for action, view, needs in (("restart", b.restart_build, auth.RESTART),
@@ -102,23 +86,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
                                 ("bump", b.bump_build, auth.BUMP)):
         router.add_post(f"/build/{{id}}/{action}", _json(f"Hydra: {action} (build)", view,
                                                          **_REDIRECT, permission=needs))
-    jobs: tuple[tuple[str, str, Handler, dict[str, Any]], ...] = (
-            (_JOB + "/latest", "the latest successful build", b.job_latest, _REDIRECT),
-            (_JOB + "/latest-finished", "the latest successful build of a finished "
-             "evaluation", b.job_latest_finished, _REDIRECT),
-            (_JOB + "/latest-for/{system}", "the latest successful build for a system",
-             b.job_latest_for, _REDIRECT),
-            (_JOB + "/shield", "a shields.io endpoint document", b.job_shield, {}))
-    for path, summary, job_view, extra in jobs:
-        if _free(router, "GET", path):
-            router.add_get(path, _json(f"Hydra: {summary}", job_view, **extra))
+    jobs: tuple[tuple[str, str, Handler], ...] = (
+        ("/latest-finished", "the latest successful build of a finished evaluation",
+         b.job_latest_finished),
+        ("/latest-for/{system}", "the latest successful build for a system", b.job_latest_for))
+    for tail, summary, job_view in jobs:
+        router.add_get(_JOB + tail, _json(f"Hydra: {summary}", job_view, **_REDIRECT))
     router.add_get("/search", _json("Hydra: search", b.search, query=search.HYDRA_QUERY))
     router.add_get("/api/latestbuilds", _json("Hydra: latest builds", b.latest_builds))
     router.add_get("/api/queue", _json("Hydra: the queue", b.queue))
     router.add_get("/api/nrbuilds", _json("Hydra: finished builds per period", b.nr_builds))
-
-    router.add_post("/login", _json("Hydra: log in", hydra_login.login))
-    router.add_post("/logout", _json("Hydra: log out", hydra_login.logout, status=204,
-                                     content_type=None))
     router.add_get("/current-user", _json("Hydra: who is logged in", hydra_login.current_user,
                                           response=obj(username=ANY)))
