@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from circus.db.queries import Q
-from circus.runner.results import fail_dependents
+from circus.store import builds
 
 
 async def renew(pool: asyncpg.Pool, runner_id: str, build_ids: list[int],
@@ -48,6 +48,6 @@ async def fail_unsupported(pool: asyncpg.Pool, systems: list[str], older_than: i
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(Q.queue_fail_unsupported, systems, older_than)
         for row in rows:
-            await fail_dependents(conn, row["id"], f"dependency (build {row['id']}) has an "
-                                                   f"unsupported system")
+            await builds.fail_dependents(
+                conn, row["id"], f"dependency (build {row['id']}) has an unsupported system")
     return [row["id"] for row in rows]

@@ -8,7 +8,7 @@ import attrs
 from circus.db.queries import Q
 from circus.domain.status import BuildStatus
 from circus.runner.outcome import ClaimedBuild, Outcome
-from circus.store import logs
+from circus.store import builds, logs
 
 
 @attrs.define
@@ -57,13 +57,8 @@ async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:
     if ending.has_log:
         await logs.fold(conn, build.id)
     if outcome.status != BuildStatus.SUCCEEDED:
-        await fail_dependents(conn, build.id, f"dependency {build.job} "
-                                              f"(build {build.id}) failed")
-
-
-async def fail_dependents(conn: asyncpg.Connection, build_id: int, message: str) -> list[int]:
-    rows = await conn.fetch(Q.results_fail_dependents, build_id, message)
-    return [row["id"] for row in rows]
+        await builds.fail_dependents(conn, build.id,
+                                     f"dependency {build.job} (build {build.id}) failed")
 
 
 async def _insert_results(conn: asyncpg.Connection, build_id: int, outcome: Outcome) -> None:

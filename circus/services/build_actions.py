@@ -1,42 +1,77 @@
-"""Cancelling and restarting a build, shared by the API and the dashboard's forms: one
-transaction each, so a cancelled build's queued dependents fail with it and a restarted
-build loses its old results with its status."""
+"""What a user does to a build — cancel, restart, bump, keep — the same on `/api/v1`, on
+Hydra's URLs and in the dashboard. Cancel and restart are one transaction each, so a
+cancelled build's queued dependents fail with it and a restarted build loses its old
+results with its status. A refusal is a domain error (NotFound, Conflict) with the
+message every front end shows, unless it speaks Hydra's words instead."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import asyncpg
+import structlog
 
-from circus.db.queries import Q
 from circus.domain import status as buildstatus
-from circus.server.http.errors import ApiError, conflict, not_found
+from circus.domain.errors import Conflict, NotFound
+from circus.store import builds
+
+log = structlog.get_logger(__name__)
 
 
-async def cancel(pool: asyncpg.Pool, build_id: int) -> list[int] | None:
-    """The ids of the queued dependents failed with it; None when the build was not queued
-    or running."""
+async def cancel_all(pool: asyncpg.Pool, ids: Sequence[int]) -> list[int]:
+    """Those of `ids` that were queued or running, now cancelled; what waited on each
+    fails with it (it would otherwise wait for ever)."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(Q.api_build_cancel, build_id)
-        if row is None:
-            return None
-        failed = await conn.fetch(
-            Q.api_build_fail_dependents, build_id,
-            f"dependency failed: build {build_id} ({row['job']}) was cancelled")
-    return [r["id"] for r in failed]
+        cancelled = await builds.cancel(conn, ids)
+        for row in cancelled:
+            failed = await builds.fail_dependents(
+                conn, row["id"], f"dependency failed: build {row['id']} ({row['job']}) "
+                                 "was cancelled")
+            log.info("build cancelled", build_id=row["id"], dependents_failed=len(failed))
+    return [row["id"] for row in cancelled]
 
 
-async def restart(pool: asyncpg.Pool, build_id: int) -> bool:
-    """Queue a finished build again; False when it was not finished."""
+async def restart_all(pool: asyncpg.Pool, ids: Sequence[int],
+                      codes: Iterable[int] | None = None) -> list[int]:
+    """Those of `ids` that finished (with one of `codes`, or any), queued again."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(Q.api_build_restart, build_id)
-        if row is not None:
-            await conn.execute(Q.api_build_clear_results, build_id)
-    return row is not None
+        restarted = await builds.restart(conn, ids, codes)
+        if restarted:
+            await builds.clear_results(conn, restarted)
+    log.info("builds restarted", builds=len(restarted))
+    return restarted
 
 
-async def refusal(pool: asyncpg.Pool, build_id: int, why: str) -> ApiError:
-    """Why a write matched no row: the build is missing (404) or in another state (409)."""
-    row = await pool.fetchrow(Q.api_build_get, build_id)
+async def cancel(pool: asyncpg.Pool, build_id: int) -> None:
+    if not await cancel_all(pool, [build_id]):
+        raise await _refusal(pool, build_id, "only a queued or running build can be cancelled")
+
+
+async def restart(pool: asyncpg.Pool, build_id: int) -> None:
+    if not await restart_all(pool, [build_id]):
+        raise await _refusal(pool, build_id, "only a finished build can be restarted")
+
+
+async def bump(pool: asyncpg.Pool, build_id: int) -> int:
+    """Its new global priority: the next free runner claims it first."""
+    priority = await builds.bump(pool, build_id)
+    if priority is None:
+        raise await _refusal(pool, build_id, "only a queued build can be bumped")
+    log.info("build bumped", build_id=build_id, global_priority=priority)
+    return priority
+
+
+async def keep(pool: asyncpg.Pool, build_id: int, value: bool) -> None:
+    """Keep its outputs from garbage collection, or stop keeping them."""
+    if not await builds.keep(pool, build_id, value):
+        raise NotFound(f"build {build_id} not found")
+    log.info("build keep flag set", build_id=build_id, keep=value)
+
+
+async def _refusal(pool: asyncpg.Pool, build_id: int, why: str) -> NotFound | Conflict:
+    """Why an action matched no row: no such build, or a build in another state."""
+    row = await builds.get(pool, build_id)
     if row is None:
-        return not_found(f"build {build_id}")
+        return NotFound(f"build {build_id} not found")
     status = buildstatus.name(row["state"], row["buildstatus"])
-    return conflict(f"build {build_id} is {status}: {why}")
+    return Conflict(f"build {build_id} is {status}: {why}")

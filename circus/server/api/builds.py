@@ -17,7 +17,7 @@ from circus.server.accounts import auth
 from circus.server.api.offsets import OffsetAnchors
 from circus.server.api.projects import resolve_project_id
 from circus.server.http import params, responses
-from circus.server.http.errors import bad_field, not_found
+from circus.server.http.errors import bad_field, not_found, refusals
 from circus.server.http.keys import ANCHORS, CONTEXT
 from circus.server.http.openapi import (
     BOOL,
@@ -220,11 +220,8 @@ def _with_status(row: asyncpg.Record) -> dict[str, Any]:
 async def cancel_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    failed = await build_actions.cancel(pool, build_id)
-    if failed is None:
-        raise await build_actions.refusal(
-            pool, build_id, "only a queued or running build can be cancelled")
-    log.info("build cancelled", build_id=build_id, dependents_failed=len(failed))
+    with refusals():
+        await build_actions.cancel(pool, build_id)
     return responses.ok(await _build(pool, build_id))
 
 
@@ -234,9 +231,8 @@ async def cancel_build(request: web.Request) -> web.Response:
 async def restart_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    if not await build_actions.restart(pool, build_id):
-        raise await build_actions.refusal(pool, build_id, "only a finished build can be restarted")
-    log.info("build restarted", build_id=build_id)
+    with refusals():
+        await build_actions.restart(pool, build_id)
     return responses.ok(await _build(pool, build_id))
 
 
@@ -248,10 +244,8 @@ async def restart_build(request: web.Request) -> web.Response:
 async def bump_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.api_build_bump, build_id)
-    if row is None:
-        raise await build_actions.refusal(pool, build_id, "only a queued build can be bumped")
-    log.info("build bumped", build_id=build_id, global_priority=row["global_priority"])
+    with refusals():
+        await build_actions.bump(pool, build_id)
     return responses.ok(await _build(pool, build_id))
 
 
@@ -270,9 +264,8 @@ async def keep_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     keep = _keep_value(request)
     pool = request.app[CONTEXT].pool
-    if await pool.fetchrow(Q.api_build_keep, build_id, keep) is None:
-        raise not_found(f"build {build_id}")
-    log.info("build keep flag set", build_id=build_id, keep=keep)
+    with refusals():
+        await build_actions.keep(pool, build_id, keep)
     return responses.ok(await _build(pool, build_id))
 
 

@@ -12,10 +12,9 @@ from aiohttp import web
 
 from circus.app.config import Config
 from circus.db.queries import Q
-from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.server.accounts import auth
 from circus.server.http import params, responses, safety
-from circus.server.http.errors import ApiError, not_found
+from circus.server.http.errors import ApiError, not_found, refusals
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import (
     BOOL,
@@ -44,13 +43,8 @@ PROJECT_UPDATE = obj(required=(), **_PROJECT_FIELDS)
 def answered() -> Iterator[None]:
     """A project/jobset operation's refusal as the API (and the dashboard) answer it."""
     try:
-        yield
-    except Forbidden as exc:
-        raise ApiError(403, str(exc)) from None
-    except NotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, str(exc)) from None
+        with refusals():
+            yield
     except SourceRefused as exc:
         raise ApiError(400, f"{exc.field}: {exc.problem}") from None
 

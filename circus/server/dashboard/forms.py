@@ -22,7 +22,7 @@ from circus.server.api.jobsets import JobsetSpec
 from circus.server.api.projects import ProjectSpec, answered, check_repository_url
 from circus.server.dashboard.view import html_errors, redirect, render
 from circus.server.http import params
-from circus.server.http.errors import bad_field, not_found
+from circus.server.http.errors import bad_field, not_found, refusals
 from circus.server.http.keys import CONTEXT
 from circus.services import build_actions, projects
 from circus.services import login as logins
@@ -223,16 +223,13 @@ async def trigger(request: web.Request) -> web.StreamResponse:
                    "Evaluation requested: the evaluator picks it up now.")
 
 
-_refuse = build_actions.refusal
-
-
 @html_errors
 @auth.requires(auth.CANCEL)
 async def cancel_build(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    if await build_actions.cancel(pool, build_id) is None:
-        raise await _refuse(pool, build_id, "only a queued or running build can be cancelled")
+    with refusals():
+        await build_actions.cancel(pool, build_id)
     log.info("build cancelled from the dashboard", build_id=build_id)
     raise redirect(f"/build/{build_id}", "Build cancelled.")
 
@@ -242,8 +239,8 @@ async def cancel_build(request: web.Request) -> web.StreamResponse:
 async def restart_build(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    if not await build_actions.restart(pool, build_id):
-        raise await _refuse(pool, build_id, "only a finished build can be restarted")
+    with refusals():
+        await build_actions.restart(pool, build_id)
     log.info("build restarted from the dashboard", build_id=build_id)
     raise redirect(f"/build/{build_id}", "Build queued again.")
 
@@ -253,9 +250,8 @@ async def restart_build(request: web.Request) -> web.StreamResponse:
 async def bump_build(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.api_build_bump, build_id)
-    if row is None:
-        raise await _refuse(pool, build_id, "only a queued build can be bumped")
+    with refusals():
+        await build_actions.bump(pool, build_id)
     raise redirect(f"/build/{build_id}", "Build bumped to the front of the queue.")
 
 

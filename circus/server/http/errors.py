@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from circus.domain.errors import Conflict, Forbidden, NotFound
+
+# A use case's refusal (circus.services) and the status every front end answers it with.
+REFUSAL_STATUS: dict[type[Exception], int] = {Forbidden: 403, NotFound: 404, Conflict: 409}
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
@@ -23,3 +31,12 @@ def not_found(what: str) -> ApiError:
 
 def conflict(message: str) -> ApiError:
     return ApiError(409, message)
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """An operation's refusal as an ApiError with its status and its message unchanged."""
+    try:
+        yield
+    except (Forbidden, NotFound, Conflict) as exc:
+        raise ApiError(REFUSAL_STATUS[type(exc)], str(exc)) from None

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from circus.db.queries import Q
+from circus.domain.errors import Conflict
 from circus.domain.status import ABORTED_CODES, FAILED_CODES, BuildStatus
 from circus.server.accounts import auth
 from circus.server.api import search as search_api
@@ -24,6 +25,7 @@ from circus.server.hydra import shapes
 from circus.server.hydra.body import bad, q
 from circus.server.hydra.dispatch import require
 from circus.server.hydra.projects import absolute
+from circus.services import build_actions
 
 log = structlog.get_logger(__name__)
 
@@ -55,30 +57,12 @@ async def build_constituents(request: web.Request) -> web.Response:
     return web.json_response(await shapes.builds(pool, ids))
 
 
-async def _restart(pool: asyncpg.Pool, ids: list[int], codes: list[int]) -> list[int]:
-    async with pool.acquire() as conn, conn.transaction():
-        done = [r["id"] for r in await conn.fetch(Q.hydra_build_restart, ids, codes)]
-        if done:
-            await conn.execute(Q.hydra_builds_clear_results, done)
-    return done
-
-
-async def _cancel(pool: asyncpg.Pool, ids: list[int]) -> list[int]:
-    async with pool.acquire() as conn, conn.transaction():
-        done = [r["id"] for r in await conn.fetch(Q.hydra_build_cancel, ids)]
-        for build_id in done:
-            # Queued builds waiting for a cancelled one would otherwise wait for ever.
-            await conn.fetch(Q.api_build_fail_dependents, build_id,
-                             f"dependency failed: build {build_id} was cancelled")
-    return done
-
-
 async def restart_build(request: web.Request) -> web.Response:
     await require(request, auth.RESTART)  # before the id: strangers learn nothing
     build_id = _id(request, "id", "Build")
     pool = request.app[CONTEXT].pool
     await _one_build(pool, build_id)
-    if not await _restart(pool, [build_id], list(BuildStatus)):
+    if not await build_actions.restart_all(pool, [build_id]):
         raise bad("This build cannot be restarted.")
     log.info("hydra build restarted", build_id=build_id)
     raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
@@ -89,7 +73,7 @@ async def cancel_build(request: web.Request) -> web.Response:
     build_id = _id(request, "id", "Build")
     pool = request.app[CONTEXT].pool
     await _one_build(pool, build_id)
-    if not await _cancel(pool, [build_id]):
+    if not await build_actions.cancel_all(pool, [build_id]):
         raise bad("Build has already finished.")
     log.info("hydra build cancelled", build_id=build_id)
     raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
@@ -100,8 +84,10 @@ async def bump_build(request: web.Request) -> web.Response:
     build_id = _id(request, "id", "Build")
     pool = request.app[CONTEXT].pool
     await _one_build(pool, build_id)
-    if await pool.fetchrow(Q.hydra_build_bump, build_id) is None:
-        raise bad("This build is not queued.")
+    try:
+        await build_actions.bump(pool, build_id)
+    except Conflict:
+        raise bad("This build is not queued.") from None
     log.info("hydra build bumped", build_id=build_id)
     raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
 
@@ -133,10 +119,10 @@ async def _eval_action(request: web.Request, permission: str, what: str) -> web.
     row = await _eval_row(pool, request)
     ids = [r["build_id"] for r in await pool.fetch(Q.hydra_eval_build_ids, row["id"])]
     if what == "cancel":
-        done = await _cancel(pool, ids)
+        done = await build_actions.cancel_all(pool, ids)
     else:
-        done = await _restart(pool, ids, list(FAILED_CODES if what == "restart-failed"
-                                             else ABORTED_CODES))
+        done = await build_actions.restart_all(
+            pool, ids, FAILED_CODES if what == "restart-failed" else ABORTED_CODES)
     log.info("hydra evaluation action", evaluation_id=row["id"], action=what, builds=len(done))
     raise web.HTTPFound(absolute(request, f"/eval/{row['id']}"))
 

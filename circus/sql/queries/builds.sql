@@ -273,48 +273,6 @@ SELECT b.id, b.job, b.state, b.buildstatus
 -- name: api_build_evaluation_ids
 SELECT evaluation_id FROM evaluation_builds WHERE build_id = $1 ORDER BY evaluation_id;
 
--- name: api_build_cancel
--- runner_id stays: the runner holding the build sees it finished under its name and
--- kills its Nix process.
-UPDATE builds
-   SET state = 'finished', buildstatus = 4, error_message = 'cancelled',
-       finished_at = now(), lease_expires_at = NULL, updated_at = now()
- WHERE id = $1 AND state <> 'finished'
-RETURNING id, job, pg_notify('circus_build_changed', id::text) AS notified;
-
--- name: api_build_fail_dependents
--- $2: the error every queued dependent (transitively) finishes with.
-WITH RECURSIVE dependents AS (
-    SELECT d.build_id FROM build_dependencies d WHERE d.dependency_id = $1
-    UNION
-    SELECT d.build_id FROM build_dependencies d JOIN dependents x ON d.dependency_id = x.build_id
-)
-UPDATE builds b
-   SET state = 'finished', buildstatus = 2, error_message = $2, finished_at = now(),
-       updated_at = now()
-  FROM dependents x
- WHERE b.id = x.build_id AND b.state = 'queued'
-RETURNING b.id, pg_notify('circus_build_changed', b.id::text) AS notified;
-
--- name: api_build_restart
-UPDATE builds
-   SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
-       lease_expires_at = NULL, started_at = NULL, finished_at = NULL, attempts = 0,
-       log_size = 0, signature = NULL, updated_at = now()
- WHERE id = $1 AND state = 'finished'
-RETURNING id,
-          pg_notify('circus_build_changed', id::text) AS changed,
-          pg_notify('circus_builds_queued', '1') AS queued;
-
--- name: api_build_clear_results
--- What a finished build left behind; run with api_build_restart in one transaction.
-WITH o AS (DELETE FROM build_outputs WHERE build_id = $1),
-     p AS (DELETE FROM build_products WHERE build_id = $1),
-     m AS (DELETE FROM build_metrics WHERE build_id = $1),
-     s AS (DELETE FROM build_steps WHERE build_id = $1),
-     l AS (DELETE FROM build_logs WHERE build_id = $1)
-DELETE FROM build_log_chunks WHERE build_id = $1;
-
 -- name: api_build_log_state
 -- Read in one REPEATABLE READ transaction with the log itself: the runner folds the
 -- chunks into build_logs in the transaction that finishes the build, so one snapshot
@@ -378,23 +336,6 @@ SELECT count(*) AS total,
  WHERE ($1::bigint IS NULL OR project_id = $1)
    AND ($2::bigint IS NULL OR jobset_id = $2);
 
--- name: api_build_bump
--- Ahead of every queued build: one above the highest global priority in the queue (one
--- probe of builds_queue_idx, which leads with it).
-UPDATE builds
-   SET global_priority = (SELECT COALESCE(max(q.global_priority), 0) + 1
-                            FROM builds q WHERE q.state = 'queued'),
-       updated_at = now()
- WHERE id = $1 AND state = 'queued'
-RETURNING id, global_priority,
-          pg_notify('circus_build_changed', id::text) AS changed,
-          pg_notify('circus_builds_queued', '1') AS queued;
-
--- name: api_build_keep
-UPDATE builds SET keep = $2, updated_at = now()
- WHERE id = $1
-RETURNING id, keep, pg_notify('circus_build_changed', id::text) AS changed;
-
 -- name: api_build_dependents
 SELECT b.id, b.job, b.state, b.buildstatus
   FROM build_dependencies d JOIN builds b ON b.id = d.build_id
@@ -435,3 +376,66 @@ SELECT array_agg(id ORDER BY pos) FILTER (WHERE pos > 0 AND pos % $1 = 0) AS ids
 -- name: api_builds_newer_than
 -- Builds added since the anchors were taken: they sit above every anchor.
 SELECT count(*) FROM builds WHERE id > $1;
+
+-- name: builds_cancel
+-- What is queued or running finishes as cancelled (4). runner_id stays: the runner
+-- holding a running build sees it finished under its name and kills its Nix process.
+UPDATE builds
+   SET state = 'finished', buildstatus = 4, error_message = 'cancelled',
+       finished_at = now(), lease_expires_at = NULL, updated_at = now()
+ WHERE id = ANY($1::bigint[]) AND state <> 'finished'
+RETURNING id, job, pg_notify('circus_build_changed', id::text) AS notified;
+
+-- name: build_fail_dependents
+-- Every queued build that waits on build $1, directly or not, finishes as
+-- "dependency failed" (2) with message $2.
+WITH RECURSIVE dependents(id) AS (
+    SELECT d.build_id FROM build_dependencies d WHERE d.dependency_id = $1
+    UNION
+    SELECT d.build_id FROM build_dependencies d JOIN dependents x ON d.dependency_id = x.id
+)
+UPDATE builds b
+   SET state = 'finished', buildstatus = 2, error_message = $2, finished_at = now(),
+       updated_at = now()
+  FROM dependents x
+ WHERE b.id = x.id AND b.state = 'queued'
+RETURNING b.id, pg_notify('circus_build_changed', b.id::text) AS notified;
+
+-- name: builds_restart
+-- Finished builds queued again; $2: the buildstatus codes that may be restarted (NULL:
+-- any). Run with builds_clear_results in one transaction.
+UPDATE builds
+   SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
+       lease_expires_at = NULL, started_at = NULL, finished_at = NULL, attempts = 0,
+       log_size = 0, signature = NULL, updated_at = now()
+ WHERE id = ANY($1::bigint[]) AND state = 'finished'
+   AND ($2::smallint[] IS NULL OR buildstatus = ANY($2::smallint[]))
+RETURNING id,
+          pg_notify('circus_build_changed', id::text) AS changed,
+          pg_notify('circus_builds_queued', '1') AS queued;
+
+-- name: builds_clear_results
+-- What finished builds left behind.
+WITH o AS (DELETE FROM build_outputs WHERE build_id = ANY($1::bigint[])),
+     p AS (DELETE FROM build_products WHERE build_id = ANY($1::bigint[])),
+     m AS (DELETE FROM build_metrics WHERE build_id = ANY($1::bigint[])),
+     s AS (DELETE FROM build_steps WHERE build_id = ANY($1::bigint[])),
+     l AS (DELETE FROM build_logs WHERE build_id = ANY($1::bigint[]))
+DELETE FROM build_log_chunks WHERE build_id = ANY($1::bigint[]);
+
+-- name: build_bump
+-- Ahead of every queued build: one above the highest global priority in the queue (one
+-- probe of builds_queue_idx, which leads with it).
+UPDATE builds
+   SET global_priority = (SELECT COALESCE(max(q.global_priority), 0) + 1
+                            FROM builds q WHERE q.state = 'queued'),
+       updated_at = now()
+ WHERE id = $1 AND state = 'queued'
+RETURNING id, global_priority,
+          pg_notify('circus_build_changed', id::text) AS changed,
+          pg_notify('circus_builds_queued', '1') AS queued;
+
+-- name: build_keep
+UPDATE builds SET keep = $2, updated_at = now()
+ WHERE id = $1
+RETURNING id, keep, pg_notify('circus_build_changed', id::text) AS changed;

@@ -200,43 +200,5 @@ SELECT count(b.id) AS n
  GROUP BY x.period
  ORDER BY x.period;
 
--- name: hydra_build_cancel
--- Hydra cancels what is queued or running; the runner holding a running build sees it
--- finished and kills its Nix process.
-UPDATE builds
-   SET state = 'finished', buildstatus = 4, error_message = 'cancelled',
-       finished_at = now(), lease_expires_at = NULL, updated_at = now()
- WHERE id = ANY($1::bigint[]) AND state <> 'finished'
-RETURNING id, pg_notify('circus_build_changed', id::text) AS notified;
-
--- name: hydra_build_restart
--- $2: the buildstatus codes that may be restarted.
-UPDATE builds
-   SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
-       lease_expires_at = NULL, started_at = NULL, finished_at = NULL, attempts = 0,
-       log_size = 0, signature = NULL, updated_at = now()
- WHERE id = ANY($1::bigint[]) AND state = 'finished' AND buildstatus = ANY($2::smallint[])
-RETURNING id,
-          pg_notify('circus_build_changed', id::text) AS changed,
-          pg_notify('circus_builds_queued', '1') AS queued;
-
--- name: hydra_builds_clear_results
--- What finished builds left behind; run with hydra_build_restart in one transaction.
-WITH o AS (DELETE FROM build_outputs WHERE build_id = ANY($1::bigint[])),
-     p AS (DELETE FROM build_products WHERE build_id = ANY($1::bigint[])),
-     m AS (DELETE FROM build_metrics WHERE build_id = ANY($1::bigint[])),
-     s AS (DELETE FROM build_steps WHERE build_id = ANY($1::bigint[])),
-     l AS (DELETE FROM build_logs WHERE build_id = ANY($1::bigint[]))
-DELETE FROM build_log_chunks WHERE build_id = ANY($1::bigint[]);
-
--- name: hydra_build_bump
-UPDATE builds
-   SET global_priority = (SELECT COALESCE(max(q.global_priority), 0) + 1
-                            FROM builds q WHERE q.state = 'queued'),
-       updated_at = now()
- WHERE id = $1 AND state = 'queued'
-RETURNING id, pg_notify('circus_build_changed', id::text) AS changed,
-          pg_notify('circus_builds_queued', '1') AS queued;
-
 -- name: hydra_eval_build_ids
 SELECT build_id FROM evaluation_builds WHERE evaluation_id = $1 ORDER BY build_id;

@@ -54,23 +54,5 @@ INSERT INTO build_steps (build_id, step_nr, drv_path, kind, machine, status, err
 SELECT $1, s.* FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                            $7::text[], $8::timestamptz[], $9::timestamptz[]) AS s;
 
--- name: results_fail_dependents
--- Every queued build that waits on build $1, directly or not, finishes as
--- "dependency failed" (2) with message $2.
-WITH RECURSIVE dependents(id) AS (
-    SELECT d.build_id FROM build_dependencies d WHERE d.dependency_id = $1
-    UNION
-    SELECT d.build_id FROM build_dependencies d JOIN dependents x ON d.dependency_id = x.id
-), failed AS (
-    UPDATE builds b
-       SET state = 'finished', buildstatus = 2, error_message = $2, finished_at = now(),
-           updated_at = now()
-      FROM dependents x
-     WHERE b.id = x.id AND b.state = 'queued'
- RETURNING b.id
-)
-SELECT id, pg_notify('circus_build_changed', id::text) FROM failed;
-
-
 -- name: results_lock_if_finished
 SELECT id FROM builds WHERE id = $1 AND state = 'finished' FOR UPDATE;
