@@ -1,11 +1,12 @@
-"""Builds as the operations change them: cancel, restart, bump, keep, and failing the
-queued builds that wait on one that will never succeed. Each runs on the connection it
-is given, so a caller joins several in one transaction."""
+"""Builds: what a build page shows of one (or Hydra's list of many), and the changes the
+operations make — cancel, restart, bump, keep, and failing the queued builds that wait
+on one that will never succeed. Each runs on the connection it is given, so a caller
+joins several in one transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -18,6 +19,77 @@ async def get(conn: Conn, build_id: int) -> asyncpg.Record | None:
     """The build with its project's and jobset's names."""
     row: asyncpg.Record | None = await conn.fetchrow(Q.api_build_get, build_id)
     return row
+
+
+async def exists(conn: Conn, build_id: int) -> bool:
+    return await conn.fetchval(Q.build_exists, build_id) is not None
+
+
+async def by_ids(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
+    """Those of `ids` that exist, in id order, with project and jobset names."""
+    return list(await conn.fetch(Q.builds_by_ids, list(ids)))
+
+
+async def _per_build(conn: Conn, query: str, ids: Sequence[int]) -> dict[int, list[Any]]:
+    """The rows of a per-build table, by build (every id present), without build_id."""
+    found: dict[int, list[Any]] = {build_id: [] for build_id in ids}
+    for row in await conn.fetch(query, list(ids)):
+        item = dict(row)
+        found[item.pop("build_id")].append(item)
+    return found
+
+
+async def outputs(conn: Conn, ids: Sequence[int]) -> dict[int, list[Any]]:
+    """{name, path} of each build's outputs, by name."""
+    return await _per_build(conn, Q.build_outputs, ids)
+
+
+async def products(conn: Conn, ids: Sequence[int]) -> dict[int, list[Any]]:
+    """Each build's products (`nix-support/hydra-build-products`), by number."""
+    return await _per_build(conn, Q.build_products, ids)
+
+
+async def metrics(conn: Conn, ids: Sequence[int]) -> dict[int, list[Any]]:
+    """{name, value, unit} of each build's metrics, by name."""
+    return await _per_build(conn, Q.build_metrics, ids)
+
+
+async def evaluation_ids(conn: Conn, ids: Sequence[int]) -> dict[int, list[int]]:
+    """The evaluations each build belongs to, oldest first."""
+    rows = await _per_build(conn, Q.build_evaluations, ids)
+    return {build_id: [r["evaluation_id"] for r in found] for build_id, found in rows.items()}
+
+
+async def steps(conn: Conn, build_id: int) -> list[asyncpg.Record]:
+    """The derivations Nix built or substituted for it, in order."""
+    return list(await conn.fetch(Q.build_steps, build_id))
+
+
+async def dependencies(conn: Conn, build_id: int) -> list[asyncpg.Record]:
+    """(id, job, state, buildstatus) of the builds it waits for."""
+    return list(await conn.fetch(Q.build_dependencies, build_id))
+
+
+async def dependents(conn: Conn, build_id: int) -> list[asyncpg.Record]:
+    """(id, job, state, buildstatus) of the builds that wait for it."""
+    return list(await conn.fetch(Q.build_dependents, build_id))
+
+
+async def constituents(conn: Conn, build_id: int) -> list[asyncpg.Record]:
+    """(id, job, state, buildstatus) of an aggregate's constituents."""
+    return list(await conn.fetch(Q.build_constituents, build_id))
+
+
+async def related(conn: Conn, build_id: int) -> dict[str, list[Any]]:
+    """Everything a build's page shows beside the build, by the key it is shown under."""
+    ids = [build_id]
+    return {"outputs": (await outputs(conn, ids))[build_id],
+            "products": (await products(conn, ids))[build_id],
+            "metrics": (await metrics(conn, ids))[build_id],
+            "steps": await steps(conn, build_id),
+            "dependencies": await dependencies(conn, build_id),
+            "constituents": await constituents(conn, build_id),
+            "evaluations": (await evaluation_ids(conn, ids))[build_id]}
 
 
 async def cancel(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:

@@ -4,6 +4,7 @@ and the writes: cancel, restart, bump, keep."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -34,6 +35,7 @@ from circus.server.http.openapi import (
     query,
 )
 from circus.services import build_actions
+from circus.store import builds
 
 log = structlog.get_logger(__name__)
 
@@ -179,7 +181,7 @@ async def list_project_builds(request: web.Request) -> web.Response:
 
 
 async def _build(pool: asyncpg.Pool, build_id: int) -> dict[str, Any]:
-    row = await pool.fetchrow(Q.api_build_get, build_id)
+    row = await builds.get(pool, build_id)
     if row is None:
         raise not_found(f"build {build_id}")
     return _present(row)
@@ -197,17 +199,12 @@ async def get_build(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
     body = await _build(pool, build_id)
-    for key, sql in (("outputs", Q.api_build_outputs), ("products", Q.api_build_products),
-                       ("metrics", Q.api_build_metrics), ("steps", Q.api_build_steps),
-                       ("dependencies", Q.api_build_dependencies),
-                       ("constituents", Q.api_build_constituents)):
-        body[key] = [_with_status(r) for r in await pool.fetch(sql, build_id)]
-    body["evaluations"] = [r["evaluation_id"] for r in
-                           await pool.fetch(Q.api_build_evaluation_ids, build_id)]
+    for key, rows in (await builds.related(pool, build_id)).items():
+        body[key] = rows if key == "evaluations" else [_with_status(r) for r in rows]
     return responses.ok(body)
 
 
-def _with_status(row: asyncpg.Record) -> dict[str, Any]:
+def _with_status(row: Mapping[str, Any]) -> dict[str, Any]:
     item = dict(row)
     if "state" in item and "buildstatus" in item:
         item["status"] = buildstatus.name(item["state"], item["buildstatus"])
@@ -269,14 +266,17 @@ async def keep_build(request: web.Request) -> web.Response:
     return responses.ok(await _build(pool, build_id))
 
 
-async def _sub_list(request: web.Request, query_name: str) -> web.Response:
+_SubList = Callable[[asyncpg.Pool, int], Awaitable[list[asyncpg.Record]]]
+
+
+async def _sub_list(request: web.Request, rows_of: _SubList) -> web.Response:
     """A build's own small list (steps, dependencies...) as a page; 404 for no build."""
     build_id = params.path_id(request, "id", "build")
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    if await pool.fetchval(Q.api_build_exists, build_id) is None:
+    if not await builds.exists(pool, build_id):
         raise not_found(f"build {build_id}")
-    rows = [_with_status(r) for r in await pool.fetch(Q[query_name], build_id)]
+    rows = [_with_status(r) for r in await rows_of(pool, build_id)]
     return responses.ok(responses.page(rows[page.offset:page.offset + page.limit], len(rows),
                                        page.limit, page.offset))
 
@@ -284,25 +284,25 @@ async def _sub_list(request: web.Request, query_name: str) -> web.Response:
 @doc("The derivations Nix built or substituted for a build", response=page_of(STEP),
      query=PAGE_QUERY, tags=("builds",))
 async def list_steps(request: web.Request) -> web.Response:
-    return await _sub_list(request, "api_build_steps")
+    return await _sub_list(request, builds.steps)
 
 
 @doc("The builds this build waits for", response=page_of(BUILD_LINK), query=PAGE_QUERY,
      tags=("builds",))
 async def list_dependencies(request: web.Request) -> web.Response:
-    return await _sub_list(request, "api_build_dependencies")
+    return await _sub_list(request, builds.dependencies)
 
 
 @doc("The builds that wait for this build", response=page_of(BUILD_LINK), query=PAGE_QUERY,
      tags=("builds",))
 async def list_dependents(request: web.Request) -> web.Response:
-    return await _sub_list(request, "api_build_dependents")
+    return await _sub_list(request, builds.dependents)
 
 
 @doc("The constituents of an aggregate build", response=page_of(BUILD_LINK),
      query=PAGE_QUERY, tags=("builds",))
 async def list_constituents(request: web.Request) -> web.Response:
-    return await _sub_list(request, "api_build_constituents")
+    return await _sub_list(request, builds.constituents)
 
 
 @doc("Build counts by outcome and the mean duration of successes", response=STATS,

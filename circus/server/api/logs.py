@@ -27,6 +27,7 @@ from circus.server.http import limits, params, responses
 from circus.server.http.errors import ApiError, bad_field, not_found
 from circus.server.http.keys import CLOSING, CONTEXT, STREAMS
 from circus.server.http.openapi import doc, query
+from circus.store import builds
 from circus.store import logs as logstore
 
 log = structlog.get_logger(__name__)
@@ -276,7 +277,7 @@ async def _check_step(request: web.Request, build_id: int) -> None:
     """Hydra's nixlog URLs name a step; Circus keeps one log per build (every step's
     output in order), served for any step the build has."""
     raw = request.match_info["step"]
-    steps = await request.app[CONTEXT].pool.fetch(Q.api_build_steps, build_id)
+    steps = await builds.steps(request.app[CONTEXT].pool, build_id)
     if not raw.isdigit() or int(raw) not in {row["step_nr"] for row in steps}:
         raise not_found(f"step {raw!r} of build {build_id}")
 

@@ -23,6 +23,7 @@ from circus.server.http import params, responses
 from circus.server.http.errors import bad_field, not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, PAGE_QUERY, STR, doc, nullable, obj, page_of, query
+from circus.store import builds
 
 log = structlog.get_logger(__name__)
 
@@ -36,9 +37,9 @@ async def list_products(request: web.Request) -> web.Response:
     build_id = params.path_id(request, "id", "build")
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    if await pool.fetchval(Q.api_build_exists, build_id) is None:
+    if not await builds.exists(pool, build_id):
         raise not_found(f"build {build_id}")
-    rows = responses.rows(await pool.fetch(Q.api_build_products, build_id))
+    rows = responses.rows((await builds.products(pool, [build_id]))[build_id])
     return responses.ok(responses.page(rows[page.offset:page.offset + page.limit], len(rows),
                                        page.limit, page.offset))
 
@@ -98,7 +99,7 @@ async def download_product(request: web.Request) -> web.StreamResponse:
     row = await pool.fetchrow(Q.api_build_product, build_id, product_nr)
     if row is None:
         raise not_found(f"product {product_nr} of build {build_id}")
-    outputs = [r["path"] for r in await pool.fetch(Q.api_build_outputs, build_id)]
+    outputs = [r["path"] for r in (await builds.outputs(pool, [build_id]))[build_id]]
     target = resolve_download(row["path"], outputs, row["default_path"],
                               request.query.get("path"))
     return web.FileResponse(target, headers={

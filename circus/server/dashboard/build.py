@@ -28,6 +28,7 @@ from circus.server.dashboard.view import arg, html_errors, render, viewer
 from circus.server.http import limits, params
 from circus.server.http.errors import bad_field, not_found
 from circus.server.http.keys import CLOSING, CONTEXT, STREAMS
+from circus.store import builds
 
 __all__ = ["build", "log_before", "log_live", "tail_start"]
 
@@ -60,16 +61,11 @@ async def build(request: web.Request) -> web.StreamResponse:
     build_id = _build_id(arg(request, 0, "id", "build-id"))
     lines = _lines_param(request, TAIL_LINES)
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.api_build_get, build_id)
+    row = await builds.get(pool, build_id)
     if row is None:
         raise not_found(f"build {build_id}")
-    related = {}
-    for key, sql in (("outputs", Q.api_build_outputs), ("products", Q.api_build_products),
-                     ("metrics", Q.api_build_metrics), ("steps", Q.api_build_steps),
-                     ("dependencies", Q.api_build_dependencies),
-                     ("constituents", Q.api_build_constituents)):
-        related[key] = await pool.fetch(sql, build_id)
-    evals = [r["evaluation_id"] for r in await pool.fetch(Q.api_build_evaluation_ids, build_id)]
+    related = await builds.related(pool, build_id)
+    evals = related.pop("evaluations")
     async with pool.acquire() as conn:
         tail = await _tail(conn, build_id, TAIL_BYTES, lines)
     text = tail.data.decode("utf-8", "replace")

@@ -8,6 +8,7 @@ Hydra refuses with a 500 is a 400 here with Hydra's text.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -23,9 +24,10 @@ from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
 from circus.server.hydra.body import bad, q
-from circus.server.hydra.dispatch import require
+from circus.server.hydra.dispatch import Handler, require
 from circus.server.hydra.projects import absolute
 from circus.services import build_actions
+from circus.store import builds
 
 log = structlog.get_logger(__name__)
 
@@ -53,43 +55,47 @@ async def build_constituents(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     build_id = _id(request, "id", "Build")
     await _one_build(pool, build_id)
-    ids = [r["constituent_id"] for r in await pool.fetch(Q.hydra_build_constituents, build_id)]
+    ids = [r["id"] for r in await builds.constituents(pool, build_id)]
     return web.json_response(await shapes.builds(pool, ids))
 
 
-async def restart_build(request: web.Request) -> web.Response:
-    await require(request, auth.RESTART)  # before the id: strangers learn nothing
-    build_id = _id(request, "id", "Build")
-    pool = request.app[CONTEXT].pool
-    await _one_build(pool, build_id)
-    if not await build_actions.restart_all(pool, [build_id]):
-        raise bad("This build cannot be restarted.")
-    log.info("hydra build restarted", build_id=build_id)
-    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
-
-
-async def cancel_build(request: web.Request) -> web.Response:
-    await require(request, auth.CANCEL)  # before the id: strangers learn nothing
-    build_id = _id(request, "id", "Build")
-    pool = request.app[CONTEXT].pool
-    await _one_build(pool, build_id)
-    if not await build_actions.cancel_all(pool, [build_id]):
-        raise bad("Build has already finished.")
-    log.info("hydra build cancelled", build_id=build_id)
-    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
-
-
-async def bump_build(request: web.Request) -> web.Response:
-    await require(request, auth.BUMP)  # before the id: strangers learn nothing
-    build_id = _id(request, "id", "Build")
-    pool = request.app[CONTEXT].pool
-    await _one_build(pool, build_id)
+async def _bumped(pool: asyncpg.Pool, build_id: int) -> bool:
     try:
         await build_actions.bump(pool, build_id)
     except Conflict:
-        raise bad("This build is not queued.") from None
-    log.info("hydra build bumped", build_id=build_id)
-    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
+        return False
+    return True
+
+
+async def _restarted(pool: asyncpg.Pool, build_id: int) -> bool:
+    return bool(await build_actions.restart_all(pool, [build_id]))
+
+
+async def _cancelled(pool: asyncpg.Pool, build_id: int) -> bool:
+    return bool(await build_actions.cancel_all(pool, [build_id]))
+
+
+def _build_action(permission: str, act: Callable[[asyncpg.Pool, int], Awaitable[bool]],
+                  refused: str) -> Handler:
+    """`/build/{id}/<action>`: Hydra's 404 for no build, its sentence (`refused`) when the
+    action does not fit the build's state, a 302 back to the build when done."""
+
+    async def action(request: web.Request) -> web.StreamResponse:
+        await require(request, permission)  # before the id: strangers learn nothing
+        build_id = _id(request, "id", "Build")
+        pool = request.app[CONTEXT].pool
+        await _one_build(pool, build_id)
+        if not await act(pool, build_id):
+            raise bad(refused)
+        log.info("hydra build action", build_id=build_id, action=permission)
+        raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
+
+    return action
+
+
+restart_build = _build_action(auth.RESTART, _restarted, "This build cannot be restarted.")
+cancel_build = _build_action(auth.CANCEL, _cancelled, "Build has already finished.")
+bump_build = _build_action(auth.BUMP, _bumped, "This build is not queued.")
 
 
 async def _eval_row(pool: asyncpg.Pool, request: web.Request) -> asyncpg.Record:

@@ -81,11 +81,12 @@ def add_routes(router: web.UrlDispatcher) -> None:
                                                         **_REDIRECT, permission=needs))
     router.add_get("/build/{id}/constituents", _json("Hydra: an aggregate's constituents",
                                                      b.build_constituents))
-    for action, view, needs in (("restart", b.restart_build, auth.RESTART),
-                                ("cancel", b.cancel_build, auth.CANCEL),
-                                ("bump", b.bump_build, auth.BUMP)):
-        router.add_post(f"/build/{{id}}/{action}", _json(f"Hydra: {action} (build)", view,
-                                                         **_REDIRECT, permission=needs))
+    for action, build_view, needs in (("restart", b.restart_build, auth.RESTART),
+                                      ("cancel", b.cancel_build, auth.CANCEL),
+                                      ("bump", b.bump_build, auth.BUMP)):
+        router.add_post(f"/build/{{id}}/{action}", _json(f"Hydra: {action} (build)",
+                                                         build_view, **_REDIRECT,
+                                                         permission=needs))
     jobs: tuple[tuple[str, str, Handler], ...] = (
         ("/latest-finished", "the latest successful build of a finished evaluation",
          b.job_latest_finished),

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 
 from circus.db.queries import Q
+from circus.store import builds as build_rows
 
 Json = dict[str, Any]
 
@@ -139,20 +140,13 @@ async def evaluations(conn: asyncpg.Pool | asyncpg.Connection,
     return out
 
 
-def _grouped(rows: Iterable[asyncpg.Record]) -> dict[int, list[asyncpg.Record]]:
-    out: dict[int, list[asyncpg.Record]] = defaultdict(list)
-    for row in rows:
-        out[row["build_id"]].append(row)
-    return out
-
-
 async def builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]) -> list[Json]:
     """The builds with these ids (those that exist), in id order."""
-    rows = await conn.fetch(Q.hydra_builds, ids)
-    outputs = _grouped(await conn.fetch(Q.hydra_build_outputs, ids))
-    products = _grouped(await conn.fetch(Q.hydra_build_products, ids))
-    metrics = _grouped(await conn.fetch(Q.hydra_build_metrics, ids))
-    evals = _grouped(await conn.fetch(Q.hydra_build_evals, ids))
+    rows = await build_rows.by_ids(conn, ids)
+    outputs = await build_rows.outputs(conn, ids)
+    products = await build_rows.products(conn, ids)
+    metrics = await build_rows.metrics(conn, ids)
+    evals = await build_rows.evaluation_ids(conn, ids)
     out = []
     for r in rows:
         finished = r["state"] == "finished"
@@ -171,7 +165,7 @@ async def builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]) -> lis
             "buildstatus": r["buildstatus"] if finished else None,
             "releasename": None,
             "drvpath": r["drv_path"],
-            "jobsetevals": [e["evaluation_id"] for e in evals[r["id"]]],
+            "jobsetevals": evals[r["id"]],
             "buildoutputs": {o["name"]: {"path": o["path"]} for o in outputs[r["id"]]},
             "buildproducts": {str(p["product_nr"]): _product(p) for p in products[r["id"]]},
             "buildmetrics": {m["name"]: {"name": m["name"], "value": m["value"],
@@ -180,7 +174,7 @@ async def builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]) -> lis
     return out
 
 
-def _product(row: asyncpg.Record) -> Json:
+def _product(row: Mapping[str, Any]) -> Json:
     return {
         "type": row["type"],
         "subtype": row["subtype"],

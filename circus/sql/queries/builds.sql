@@ -245,34 +245,6 @@ SELECT b.*, p.name AS project, j.name AS jobset
   JOIN projects p ON p.id = b.project_id
  WHERE b.id = $1;
 
--- name: api_build_outputs
-SELECT name, path FROM build_outputs WHERE build_id = $1 ORDER BY name;
-
--- name: api_build_products
-SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
-  FROM build_products WHERE build_id = $1 ORDER BY product_nr;
-
--- name: api_build_metrics
-SELECT name, value, unit FROM build_metrics WHERE build_id = $1 ORDER BY name;
-
--- name: api_build_steps
-SELECT step_nr, drv_path, system, kind, machine, status, error_message, started_at,
-       finished_at
-  FROM build_steps WHERE build_id = $1 ORDER BY step_nr;
-
--- name: api_build_dependencies
-SELECT b.id, b.job, b.state, b.buildstatus
-  FROM build_dependencies d JOIN builds b ON b.id = d.dependency_id
- WHERE d.build_id = $1 ORDER BY b.id;
-
--- name: api_build_constituents
-SELECT b.id, b.job, b.state, b.buildstatus
-  FROM aggregate_constituents c JOIN builds b ON b.id = c.constituent_id
- WHERE c.aggregate_id = $1 ORDER BY b.id;
-
--- name: api_build_evaluation_ids
-SELECT evaluation_id FROM evaluation_builds WHERE build_id = $1 ORDER BY evaluation_id;
-
 -- name: api_build_log_state
 -- Read in one REPEATABLE READ transaction with the log itself: the runner folds the
 -- chunks into build_logs in the transaction that finishes the build, so one snapshot
@@ -336,17 +308,9 @@ SELECT count(*) AS total,
  WHERE ($1::bigint IS NULL OR project_id = $1)
    AND ($2::bigint IS NULL OR jobset_id = $2);
 
--- name: api_build_dependents
-SELECT b.id, b.job, b.state, b.buildstatus
-  FROM build_dependencies d JOIN builds b ON b.id = d.build_id
- WHERE d.dependency_id = $1 ORDER BY b.id;
-
 -- name: api_build_product
 SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
   FROM build_products WHERE build_id = $1 AND product_nr = $2;
-
--- name: api_build_exists
-SELECT id FROM builds WHERE id = $1;
 
 -- name: api_job_latest
 -- The newest build of a job (builds_job_idx); $4 true: the newest successful one.
@@ -439,3 +403,52 @@ RETURNING id, global_priority,
 UPDATE builds SET keep = $2, updated_at = now()
  WHERE id = $1
 RETURNING id, keep, pg_notify('circus_build_changed', id::text) AS changed;
+
+-- name: build_steps
+SELECT step_nr, drv_path, system, kind, machine, status, error_message, started_at,
+       finished_at
+  FROM build_steps WHERE build_id = $1 ORDER BY step_nr;
+
+-- name: build_dependencies
+SELECT b.id, b.job, b.state, b.buildstatus
+  FROM build_dependencies d JOIN builds b ON b.id = d.dependency_id
+ WHERE d.build_id = $1 ORDER BY b.id;
+
+-- name: build_constituents
+SELECT b.id, b.job, b.state, b.buildstatus
+  FROM aggregate_constituents c JOIN builds b ON b.id = c.constituent_id
+ WHERE c.aggregate_id = $1 ORDER BY b.id;
+
+-- name: build_dependents
+SELECT b.id, b.job, b.state, b.buildstatus
+  FROM build_dependencies d JOIN builds b ON b.id = d.build_id
+ WHERE d.dependency_id = $1 ORDER BY b.id;
+
+-- name: build_exists
+SELECT id FROM builds WHERE id = $1;
+
+-- name: builds_by_ids
+SELECT b.id, b.state, b.buildstatus, b.created_at, b.started_at, b.finished_at,
+       p.name AS project, j.name AS jobset, b.job, b.nix_name, b.system, b.priority,
+       b.drv_path, b.is_aggregate
+  FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ WHERE b.id = ANY($1::bigint[])
+ ORDER BY b.id;
+
+-- name: build_outputs
+SELECT build_id, name, path FROM build_outputs
+ WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, name;
+
+-- name: build_products
+SELECT build_id, product_nr, type, subtype, name, path, default_path, file_size, sha256
+  FROM build_products WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, product_nr;
+
+-- name: build_metrics
+SELECT build_id, name, value, unit FROM build_metrics
+ WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, name;
+
+-- name: build_evaluations
+SELECT build_id, evaluation_id FROM evaluation_builds
+ WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, evaluation_id;

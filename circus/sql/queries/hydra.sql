@@ -96,36 +96,6 @@ SELECT evaluation_id, build_id FROM evaluation_builds
  WHERE evaluation_id = ANY($1::bigint[])
  ORDER BY evaluation_id, build_id;
 
--- name: hydra_builds
-SELECT b.id, b.state, b.buildstatus, b.created_at, b.started_at, b.finished_at,
-       p.name AS project, j.name AS jobset, b.job, b.nix_name, b.system, b.priority,
-       b.drv_path, b.is_aggregate
-  FROM builds b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- WHERE b.id = ANY($1::bigint[])
- ORDER BY b.id;
-
--- name: hydra_build_outputs
-SELECT build_id, name, path FROM build_outputs
- WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, name;
-
--- name: hydra_build_products
-SELECT build_id, product_nr, type, subtype, name, path, default_path, file_size, sha256
-  FROM build_products WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, product_nr;
-
--- name: hydra_build_metrics
-SELECT build_id, name, value, unit FROM build_metrics
- WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, name;
-
--- name: hydra_build_evals
-SELECT build_id, evaluation_id FROM evaluation_builds
- WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, evaluation_id;
-
--- name: hydra_build_constituents
-SELECT constituent_id FROM aggregate_constituents WHERE aggregate_id = $1
- ORDER BY constituent_id;
-
 -- name: hydra_job_latest
 -- The newest successful build of a job; $4 a system or NULL; $5 true: only builds of
 -- evaluations that are finished with every build finished (Hydra's latest-finished).
