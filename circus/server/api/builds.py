@@ -11,11 +11,9 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain import status as buildstatus
 from circus.domain.errors import InvalidValue
 from circus.server.accounts import auth
-from circus.server.api.offsets import OffsetAnchors
 from circus.server.api.projects import resolve_project_id
 from circus.server.http import params, responses
 from circus.server.http.errors import bad_field, not_found, refusals
@@ -35,13 +33,10 @@ from circus.server.http.openapi import (
     query,
 )
 from circus.services import build_actions
-from circus.store import builds
+from circus.store import build_list, builds
 
 log = structlog.get_logger(__name__)
 
-# `total` is exact up to this many matching rows; past it, counting would cost more than
-# the page, so the answer is this cap (or the planner's estimate) with total_exact false.
-COUNT_CAP = 10_000
 RECENT_DEFAULT = 20
 RECENT_MAX = 100
 
@@ -76,8 +71,7 @@ STATS = obj(total=INT, queued=INT, running=INT, finished=INT, succeeded=INT, fai
             cancelled=INT, avg_duration_seconds=nullable(NUM))
 
 
-def _filters(request: web.Request, project_id: int | None) -> tuple[Any, ...]:
-    """The list parameters $1..$7 shared by every api_builds_* query."""
+def _filters(request: web.Request, project_id: int | None) -> build_list.Filters:
     state, code = None, None
     raw = params.query_text(request, "status")
     if raw is not None:
@@ -85,7 +79,7 @@ def _filters(request: web.Request, project_id: int | None) -> tuple[Any, ...]:
             state, code = buildstatus.parse_filter(raw)
         except InvalidValue as exc:
             raise bad_field(exc.field, exc.problem) from exc
-    return (
+    return build_list.Filters(
         project_id if project_id is not None else params.query_id(request, "project_id"),
         params.query_id(request, "jobset_id"),
         params.query_id(request, "evaluation_id"),
@@ -95,72 +89,20 @@ def _filters(request: web.Request, project_id: int | None) -> tuple[Any, ...]:
     )
 
 
-def _access_path(filters: tuple[Any, ...]) -> str:
-    """The query whose index serves these filters best (see sql/queries/builds.sql)."""
-    project, jobset, evaluation, state, code, _job, _system = filters
-    if evaluation is not None:
-        return "evaluation"
-    if jobset is not None:
-        return "jobset"
-    if project is not None:
-        return "project" if code is None else "project_status"
-    if code is not None:
-        return "buildstatus"
-    if state in buildstatus.UNFINISHED:
-        return "unfinished"
-    return "all"
-
-
-async def _total(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...]) -> tuple[int, bool]:
-    estimate = None
-    if all(f is None for f in filters):
-        estimate = await pool.fetchval(Q.api_builds_estimate)
-    elif path == "project" and all(f is None for f in filters[1:]):
-        estimate = await pool.fetchval(Q.api_builds_estimate_project, filters[0])
-    if estimate is not None and estimate > COUNT_CAP:
-        return estimate, False
-    counted = await pool.fetchval(Q[f"api_builds_count_{path}"], *filters, COUNT_CAP + 1)
-    if counted > COUNT_CAP:
-        return COUNT_CAP, False
-    return counted, True
-
-
 def _present(row: asyncpg.Record) -> dict[str, Any]:
     item = dict(row)
     item["status"] = buildstatus.name(item["state"], item["buildstatus"])
     return item
 
 
-async def _page_rows(pool: asyncpg.Pool, path: str, filters: tuple[Any, ...],
-                     page: params.Page, before: int | None,
-                     anchors: OffsetAnchors | None = None) -> list[asyncpg.Record]:
-    project, jobset, *residual = filters
-    # Only the access path's own filter: pick the ids by an index-only scan, then read
-    # those rows (a deep offset then skips index entries, not heap rows).
-    only_ids = all(f is None for f in residual) and (
-        (path == "all") or (path == "project" and jobset is None)
-        or (path == "jobset" and project is None))
-    rows: list[asyncpg.Record]
-    if not only_ids:
-        rows = await pool.fetch(Q[f"api_builds_page_{path}"], *filters, page.limit,
-                                page.offset, before)
-        return rows
-    key = {"all": (), "project": (project,), "jobset": (jobset,)}[path]
-    offset = page.offset
-    if path == "all" and before is None and anchors is not None:
-        before, offset = await anchors.locate(pool, offset)
-    rows = await pool.fetch(Q[f"api_builds_ids_{path}"], before, page.limit, offset, *key)
-    return rows
-
-
 async def _list(request: web.Request, project_id: int | None = None) -> web.Response:
     page = params.page(request)
     before = params.query_id(request, "before_id")
     filters = _filters(request, project_id)
-    path = _access_path(filters)
     pool = request.app[CONTEXT].pool
-    items = await _page_rows(pool, path, filters, page, before, request.app[ANCHORS])
-    total, exact = await _total(pool, path, filters)
+    items = await build_list.page(pool, filters, page.limit, page.offset, before,
+                                  request.app[ANCHORS])
+    total, exact = await build_list.total(pool, filters)
     body = responses.page([_present(r) for r in items], total, page.limit, page.offset, exact)
     body["next_before_id"] = items[-1]["id"] if len(items) == page.limit else None
     return responses.ok(body)
@@ -309,9 +251,9 @@ async def list_constituents(request: web.Request) -> web.Response:
      query={"project_id": query({"type": "integer", "minimum": 1}),
             "jobset_id": query({"type": "integer", "minimum": 1})}, tags=("builds",))
 async def build_stats(request: web.Request) -> web.Response:
-    row = await request.app[CONTEXT].pool.fetchrow(
-        Q.api_builds_stats, params.query_id(request, "project_id"),
-        params.query_id(request, "jobset_id"))
+    row = await build_list.stats(request.app[CONTEXT].pool,
+                                 params.query_id(request, "project_id"),
+                                 params.query_id(request, "jobset_id"))
     return responses.ok(dict(row))
 
 
@@ -324,7 +266,7 @@ async def recent_builds(request: web.Request) -> web.Response:
     limit = RECENT_DEFAULT
     if raw != "":
         limit = min(params.page(request).limit, RECENT_MAX)
-    rows = await request.app[CONTEXT].pool.fetch(Q.api_builds_recent, limit)
+    rows = await build_list.recent(request.app[CONTEXT].pool, limit)
     return responses.ok({"items": [_present(r) for r in rows]})
 
 

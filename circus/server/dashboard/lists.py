@@ -12,10 +12,10 @@ from aiohttp import web
 
 from circus.domain import status as buildstatus
 from circus.domain.errors import InvalidValue
-from circus.server.api import builds
 from circus.server.dashboard.view import PAGE_SIZE, Pager, filter_text, page_offset, pager
 from circus.server.http import params
 from circus.server.http.errors import bad_field
+from circus.store import build_list
 
 
 @attrs.frozen
@@ -27,15 +27,15 @@ class BuildFilter:
     job: str | None = None
     system: str | None = None
 
-    def as_tuple(self) -> tuple[Any, ...]:
+    def narrowed(self) -> build_list.Filters:
         state, code = (None, None)
         if self.status:
             try:
                 state, code = buildstatus.parse_filter(self.status)
             except InvalidValue as exc:
                 raise bad_field(exc.field, exc.problem) from exc
-        return (self.project_id, self.jobset_id, self.evaluation_id, state, code, self.job,
-                self.system)
+        return build_list.Filters(self.project_id, self.jobset_id, self.evaluation_id, state,
+                                  code, self.job, self.system)
 
 
 def filter_from(request: web.Request, **fixed: int | None) -> BuildFilter:
@@ -54,12 +54,10 @@ def filter_from(request: web.Request, **fixed: int | None) -> BuildFilter:
 
 async def build_page(pool: asyncpg.Pool, request: web.Request,
                      wanted: BuildFilter) -> tuple[list[asyncpg.Record], Pager]:
-    filters = wanted.as_tuple()
+    filters = wanted.narrowed()
     # The API's own choice of index and its capped count: one place to tune them.
-    path = builds._access_path(filters)
-    page = params.Page(PAGE_SIZE, page_offset(request))
-    rows = await builds._page_rows(pool, path, filters, page, None)
-    total, exact = await builds._total(pool, path, filters)
+    rows = await build_list.page(pool, filters, PAGE_SIZE, page_offset(request), None)
+    total, exact = await build_list.total(pool, filters)
     return rows, pager(request, total, exact=exact)
 
 

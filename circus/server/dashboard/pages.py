@@ -28,6 +28,7 @@ from circus.server.dashboard.view import (
 from circus.server.http import params
 from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
+from circus.store import build_list
 
 # Metrics periods: (label, hours back, date_trunc bucket).
 PERIODS = {"day": (24, "hour"), "week": (24 * 7, "day"), "month": (24 * 30, "day"),
@@ -43,7 +44,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     counts = await pool.fetchrow(Q.dashboard_home_counts)
     projects = await pool.fetch(Q.dashboard_projects_page, None, 10, 0)
-    recent = await pool.fetch(Q.api_builds_recent, 10)
+    recent = await build_list.recent(pool, 10)
     running = await pool.fetch(Q.dashboard_running)
     evals = await pool.fetch(Q.api_evaluations_list, None, None, None, 8, 0)
     news = await pool.fetch(Q.news_list, 3, 0)

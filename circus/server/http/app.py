@@ -10,11 +10,11 @@ from aiohttp import web
 from circus.app.context import Context
 from circus.server import dashboard
 from circus.server.api import logs
-from circus.server.api.offsets import OffsetAnchors
 from circus.server.http import limits, safety
 from circus.server.http.keys import ANCHORS, CLOSING, CONTEXT, STREAMS
 from circus.server.http.middleware import access_log, bodies, errors
 from circus.server.http.routes import setup_routes
+from circus.store.build_list import OffsetAnchors
 
 
 async def _streams(app: web.Application) -> AsyncIterator[None]:

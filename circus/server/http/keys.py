@@ -8,7 +8,7 @@ from aiohttp import web
 
 from circus.app.context import Context
 from circus.db.bus import Subscription
-from circus.server.api.offsets import OffsetAnchors
+from circus.store.build_list import OffsetAnchors
 
 CONTEXT = web.AppKey("context", Context)
 # The subscriptions of live SSE streams: woken at shutdown so they end at once.

@@ -8,7 +8,7 @@
 --   written as a range on id so that it is an index condition even in a generic plan)
 -- and every count query the same $1..$7 and $8 = the most rows it will count.
 
--- name: api_builds_page_all
+-- name: builds_page_all
 -- the whole table, newest first (builds_pkey)
 SELECT v.*
   FROM (SELECT b.id FROM builds b
@@ -26,7 +26,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_all
+-- name: builds_count_all
 SELECT count(*) FROM (SELECT 1 FROM builds b
                         WHERE true
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -39,7 +39,7 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_page_project
+-- name: builds_page_project
 -- one project (builds_project_idx)
 SELECT v.*
   FROM (SELECT b.id FROM builds b
@@ -57,7 +57,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_project
+-- name: builds_count_project
 SELECT count(*) FROM (SELECT 1 FROM builds b
                         WHERE b.project_id = $1
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -70,7 +70,7 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_page_project_status
+-- name: builds_page_project_status
 -- one project, one finished status (builds_project_status_idx)
 SELECT v.*
   FROM (SELECT b.id FROM builds b
@@ -88,7 +88,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_project_status
+-- name: builds_count_project_status
 SELECT count(*) FROM (SELECT 1 FROM builds b
                         WHERE b.project_id = $1 AND b.buildstatus = $5
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -101,7 +101,7 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_page_jobset
+-- name: builds_page_jobset
 -- one jobset (builds_jobset_idx, builds_job_idx)
 SELECT v.*
   FROM (SELECT b.id FROM builds b
@@ -119,7 +119,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_jobset
+-- name: builds_count_jobset
 SELECT count(*) FROM (SELECT 1 FROM builds b
                         WHERE b.jobset_id = $2
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -132,7 +132,7 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_page_evaluation
+-- name: builds_page_evaluation
 -- one evaluation (evaluation_builds primary key)
 SELECT v.*
   FROM (SELECT b.id FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
@@ -150,7 +150,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_evaluation
+-- name: builds_count_evaluation
 SELECT count(*) FROM (SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
                         WHERE eb.evaluation_id = $3
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -163,7 +163,7 @@ SELECT count(*) FROM (SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id =
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_page_buildstatus
+-- name: builds_page_buildstatus
 -- one finished status (builds_status_idx)
 SELECT v.*
   FROM (SELECT b.id FROM builds b
@@ -181,7 +181,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_buildstatus
+-- name: builds_count_buildstatus
 SELECT count(*) FROM (SELECT 1 FROM builds b
                         WHERE b.buildstatus = $5
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -194,7 +194,7 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_page_unfinished
+-- name: builds_page_unfinished
 -- queued or running: buildstatus IS NULL (builds_status_idx)
 SELECT v.*
   FROM (SELECT b.id FROM builds b
@@ -212,7 +212,7 @@ SELECT v.*
   JOIN build_list v ON v.id = page.id
  ORDER BY v.id DESC;
 
--- name: api_builds_count_unfinished
+-- name: builds_count_unfinished
 SELECT count(*) FROM (SELECT 1 FROM builds b
                         WHERE b.buildstatus IS NULL AND b.state = $4
    AND ($1::bigint IS NULL OR b.project_id = $1)
@@ -225,11 +225,11 @@ SELECT count(*) FROM (SELECT 1 FROM builds b
    AND ($7::text IS NULL OR b.system = $7)
                         LIMIT $8) s;
 
--- name: api_builds_estimate
+-- name: builds_estimate
 -- The planner's row count: O(1) where count(*) would read the whole table.
 SELECT reltuples::bigint FROM pg_class WHERE oid = 'builds'::regclass;
 
--- name: api_builds_estimate_project
+-- name: builds_estimate_project
 -- A big project's share of the planner's row count, from the column's most common
 -- values; NULL for a project too small to be among them (then it is counted).
 SELECT (c.reltuples * m.freq)::bigint
@@ -254,7 +254,7 @@ SELECT b.state, b.buildstatus, EXISTS (SELECT 1 FROM build_logs l WHERE l.build_
   FROM builds b
  WHERE b.id = $1;
 
--- name: api_builds_ids_all
+-- name: builds_ids_all
 -- A page with no filter but the cursor: the ids come from an index-only scan of
 -- builds_pkey (a deep offset skips index entries, not heap rows), then only the page's
 -- rows are read. $1 before_id (NULL: from the newest), $2 limit, $3 offset
@@ -265,8 +265,8 @@ SELECT v.*
   JOIN build_list v ON v.id = ids.id
  ORDER BY v.id DESC;
 
--- name: api_builds_ids_project
--- As api_builds_ids_all on builds_project_idx; $4 project_id.
+-- name: builds_ids_project
+-- As builds_ids_all on builds_project_idx; $4 project_id.
 SELECT v.*
   FROM (SELECT id FROM builds
          WHERE project_id = $4 AND id < COALESCE($1::bigint, 9223372036854775807)
@@ -274,8 +274,8 @@ SELECT v.*
   JOIN build_list v ON v.id = ids.id
  ORDER BY v.id DESC;
 
--- name: api_builds_ids_jobset
--- As api_builds_ids_all on builds_jobset_idx; $4 jobset_id.
+-- name: builds_ids_jobset
+-- As builds_ids_all on builds_jobset_idx; $4 jobset_id.
 SELECT v.*
   FROM (SELECT id FROM builds
          WHERE jobset_id = $4 AND id < COALESCE($1::bigint, 9223372036854775807)
@@ -283,7 +283,7 @@ SELECT v.*
   JOIN build_list v ON v.id = ids.id
  ORDER BY v.id DESC;
 
--- name: api_builds_recent
+-- name: builds_recent
 -- The most recently finished builds (builds_finished_idx, read backwards).
 SELECT v.*
   FROM (SELECT id FROM builds WHERE finished_at IS NOT NULL
@@ -291,7 +291,7 @@ SELECT v.*
   JOIN build_list v ON v.id = recent.id
  ORDER BY v.finished_at DESC, v.id DESC;
 
--- name: api_builds_stats
+-- name: builds_stats
 -- Counts by outcome and the mean duration of successes, optionally for one project or
 -- jobset. Reads every matching build: a summary, not a page.
 SELECT count(*) AS total,
@@ -330,14 +330,14 @@ SELECT b.id, b.state, b.buildstatus
    AND b.job = $3 AND b.state = 'finished'
  ORDER BY b.id DESC LIMIT 1;
 
--- name: api_builds_anchors
+-- name: builds_anchors
 -- Every $1-th id of the whole list, newest first, and the newest id: one index-only
 -- scan, refreshed now and then, so a deep offset starts from its anchor (server/api/offsets.py).
 SELECT array_agg(id ORDER BY pos) FILTER (WHERE pos > 0 AND pos % $1 = 0) AS ids,
        max(id) AS max_id
   FROM (SELECT id, row_number() OVER (ORDER BY id DESC) - 1 AS pos FROM builds) s;
 
--- name: api_builds_newer_than
+-- name: builds_newer_than
 -- Builds added since the anchors were taken: they sit above every anchor.
 SELECT count(*) FROM builds WHERE id > $1;
 
