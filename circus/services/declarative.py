@@ -13,6 +13,7 @@ from circus.app.config import DeclarativeConfig, DeclarativeJobset, DeclarativeU
 from circus.db.queries import Q
 from circus.services import passwords
 from circus.services.apikeys import hash_key
+from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
 
@@ -20,9 +21,9 @@ log = structlog.get_logger(__name__)
 async def apply(pool: asyncpg.Pool, declared: DeclarativeConfig) -> None:
     async with pool.acquire() as conn, conn.transaction():
         for project in declared.projects:
-            await conn.execute(Q.declare_project, project.name, project.repository_url,
-                               project.description)
-            project_id = await conn.fetchval(Q.project_id_by_name, project.name)
+            project_id = await project_store.declare(conn, project.name,
+                                                     project.repository_url,
+                                                     project.description)
             for jobset in project.jobsets:
                 await _apply_jobset(conn, project_id, jobset)
         hashes = []

@@ -22,6 +22,7 @@ from circus.domain import roles
 from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.services import sources
 from circus.services.login import Principal
+from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +40,7 @@ class Project:
     homepage: str = ""
     enabled: bool = True
 
-    def row(self) -> tuple[Any, ...]:
+    def row(self) -> project_store.Fields:
         return (self.name, self.repository_url, self.description, self.display_name,
                 self.homepage, self.enabled)
 
@@ -110,7 +111,7 @@ async def create_project(pool: asyncpg.Pool, who: Principal, policy: sources.Pol
     _check_project(project, policy)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(Q.project_insert, *project.row())
+            row = await project_store.insert(conn, project.row())
             saved = [await conn.fetchrow(Q.jobset_insert, row["id"], *j.row())
                      for j in jobsets]
     except asyncpg.UniqueViolationError:
@@ -127,7 +128,7 @@ async def update_project(pool: asyncpg.Pool, who: Principal, policy: sources.Pol
     authorize(who, "update-project")
     _check_project(project, policy, before)
     try:
-        row = await pool.fetchrow(Q.project_update, project_id, *project.row())
+        row = await project_store.update(pool, project_id, project.row())
     except asyncpg.UniqueViolationError:
         raise _duplicate_project(project.name) from None
     if row is None:
@@ -139,7 +140,7 @@ async def update_project(pool: asyncpg.Pool, who: Principal, policy: sources.Pol
 async def delete_project(pool: asyncpg.Pool, who: Principal, project_id: int) -> int:
     """Delete the project with its jobsets, evaluations and builds."""
     authorize(who, "delete-project")
-    deleted: int | None = await pool.fetchval(Q.project_delete, project_id)
+    deleted = await project_store.delete(pool, project_id)
     if deleted is None:
         raise NotFound(f"project {project_id} not found")
     log.info("project deleted", project_id=project_id, who=who.name)
@@ -189,7 +190,7 @@ async def put_jobset(pool: asyncpg.Pool, who: Principal, project_id: int,
     try:
         async with pool.acquire() as conn, conn.transaction():
             if repository_url is not None:
-                await conn.execute(Q.project_set_repository, project_id, repository_url)
+                await project_store.set_repository(conn, project_id, repository_url)
             if existing_id is None:
                 row = await conn.fetchrow(Q.jobset_insert, project_id, *jobset.row())
             else:

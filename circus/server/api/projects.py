@@ -11,7 +11,6 @@ import attrs
 from aiohttp import web
 
 from circus.app.config import Config
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.http import params, responses, safety
 from circus.server.http.errors import ApiError, not_found, refusals
@@ -30,6 +29,7 @@ from circus.server.http.openapi import (
 )
 from circus.services import projects
 from circus.services.sources import Policy, SourceRefused
+from circus.store import projects as project_store
 
 PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
               homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
@@ -87,9 +87,9 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
     pool = request.app[CONTEXT].pool
     found: int | None
     if raw.isdigit() and int(raw) <= params.MAX_ID:
-        found = await pool.fetchval(Q.project_id_if_exists, int(raw))
+        found = await project_store.existing_id(pool, int(raw))
     else:
-        found = await pool.fetchval(Q.project_id_by_name, raw)
+        found = await project_store.id_by_name(pool, raw)
     if found is None:
         raise not_found(f"project {raw!r}")
     return found
@@ -100,8 +100,8 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
 async def list_projects(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.projects_list, page.limit, page.offset)
-    total = await pool.fetchval(Q.projects_count)
+    items = await project_store.page(pool, page.limit, page.offset)
+    total = await project_store.count(pool)
     return responses.ok(responses.page([project_json(r) for r in items], total,
                                         page.limit, page.offset))
 
@@ -122,7 +122,7 @@ async def create_project(request: web.Request) -> web.Response:
 @doc("One project, by id or name", response=PROJECT, tags=("projects",))
 async def get_project(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.project_get, project_id)
+    row = await project_store.by_id(request.app[CONTEXT].pool, project_id)
     if row is None:
         raise not_found(f"project {project_id}")
     return responses.ok(project_json(row))
@@ -136,7 +136,7 @@ async def update_project(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     project_id = await resolve_project_id(request)
     body = await params.json_body(request)
-    current = await ctx.pool.fetchrow(Q.project_get, project_id)
+    current = await project_store.by_id(ctx.pool, project_id)
     if current is None:
         raise not_found(f"project {project_id}")
     base = projects.project_of(current)

@@ -27,6 +27,7 @@ from circus.server.http.keys import CONTEXT
 from circus.services import build_actions, projects
 from circus.services import login as logins
 from circus.services.sources import Policy
+from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
 
@@ -193,7 +194,7 @@ async def wizard_create(request: web.Request) -> web.StreamResponse:
 async def _project_id(request: web.Request) -> tuple[int, str]:
     raw = request.match_info["id"]
     key_id = int(raw) if raw.isdigit() and int(raw) <= params.MAX_ID else None
-    row = await request.app[CONTEXT].pool.fetchrow(Q.dashboard_project_by_key, key_id, raw)
+    row = await project_store.by_key(request.app[CONTEXT].pool, key_id, raw)
     if row is None:
         raise not_found(f"project {raw!r}")
     return row["id"], row["name"]

@@ -27,6 +27,7 @@ from circus.server.hydra import shapes
 from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
 from circus.server.hydra.dispatch import principal, require
 from circus.services import projects, sources
+from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
 
@@ -47,13 +48,13 @@ def jobset_missing(name: str) -> ApiError:
 
 
 async def list_projects(request: web.Request) -> web.Response:
-    rows = await request.app[CONTEXT].pool.fetch(Q.hydra_projects)
+    rows = await project_store.all_with_jobsets(request.app[CONTEXT].pool)
     return web.json_response([shapes.project(r) for r in rows])
 
 
 async def get_project(request: web.Request) -> web.Response:
     name = request.match_info["id"]
-    row = await request.app[CONTEXT].pool.fetchrow(Q.hydra_project, name)
+    row = await project_store.by_name(request.app[CONTEXT].pool, name)
     if row is None:
         raise project_missing(name)
     return web.json_response(shapes.project(row))
@@ -77,7 +78,7 @@ def _answered(kind: str, name: str) -> Iterator[None]:
 async def put_project(request: web.Request) -> web.Response:
     name = request.match_info["id"]
     ctx = request.app[CONTEXT]
-    exists = await ctx.pool.fetchrow(Q.hydra_project, name)
+    exists = await project_store.by_name(ctx.pool, name)
     who = await principal(request)
     with _answered("project", name):
         projects.authorize(who, "update-project" if exists else "create-project")
@@ -111,7 +112,7 @@ async def delete_project(request: web.Request) -> web.Response:
     who = await principal(request)
     with _answered("project", name):
         projects.authorize(who, "delete-project")
-        found = await request.app[CONTEXT].pool.fetchrow(Q.hydra_project, name)
+        found = await project_store.by_name(request.app[CONTEXT].pool, name)
         if found is None:
             raise NotFound(name)
         await projects.delete_project(request.app[CONTEXT].pool, who, found["id"])
@@ -131,7 +132,7 @@ async def get_jobset(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     row = await pool.fetchrow(Q.hydra_jobset, project, name)
     if row is None:
-        if await pool.fetchrow(Q.hydra_project, project) is None:
+        if await project_store.by_name(pool, project) is None:
             raise project_missing(project)
         raise jobset_missing(name)
     return web.json_response(await _jobset_json(pool, row))
@@ -188,7 +189,7 @@ async def put_jobset(request: web.Request) -> web.Response:
     who = await principal(request)
     with _answered("jobset", name):
         projects.authorize(who, "create-jobset")  # before anything is looked up
-    owner = await pool.fetchrow(Q.hydra_project, project)
+    owner = await project_store.by_name(pool, project)
     if owner is None:
         raise project_missing(project)
     exists = await pool.fetchrow(Q.hydra_jobset, project, name)
@@ -310,7 +311,7 @@ async def api_jobsets(request: web.Request) -> web.Response:
     if not project:
         raise bad("Missing parameter \u2018project\u2019.")
     pool = request.app[CONTEXT].pool
-    if await pool.fetchrow(Q.hydra_project, project) is None:
+    if await project_store.by_name(pool, project) is None:
         raise project_missing(project)
     rows = await pool.fetch(Q.hydra_jobsets_overview, project)
     return web.json_response([shapes.overview(r) for r in rows])

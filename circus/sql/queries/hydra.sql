@@ -96,38 +96,6 @@ SELECT evaluation_id, build_id FROM evaluation_builds
  WHERE evaluation_id = ANY($1::bigint[])
  ORDER BY evaluation_id, build_id;
 
--- name: hydra_job_latest
--- The newest successful build of a job; $4 a system or NULL; $5 true: only builds of
--- evaluations that are finished with every build finished (Hydra's latest-finished).
-SELECT b.id
-  FROM builds b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE p.name = $1 AND j.name = $2 AND b.job = $3 AND b.buildstatus = 0
-   AND ($4::text IS NULL OR b.system = $4)
-   AND (NOT $5::boolean OR EXISTS (
-        SELECT 1 FROM evaluation_builds eb JOIN evaluations e ON e.id = eb.evaluation_id
-         WHERE eb.build_id = b.id AND e.status = 'succeeded'
-           AND NOT EXISTS (SELECT 1 FROM evaluation_builds o JOIN builds ob ON ob.id = o.build_id
-                            WHERE o.evaluation_id = e.id AND ob.state <> 'finished')))
- ORDER BY b.id DESC LIMIT 1;
-
--- name: hydra_job_last_finished
--- What a shield shows: the newest finished build of the job, or NULL.
-SELECT b.buildstatus
-  FROM builds b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE p.name = $1 AND j.name = $2 AND b.job = $3 AND b.state = 'finished'
- ORDER BY b.id DESC LIMIT 1;
-
--- name: hydra_job_exists
-SELECT 1 FROM builds b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE p.name = $1 AND j.name = $2 AND b.job = $3
- LIMIT 1;
-
 -- name: hydra_search_builds_by_path
 -- Builds with an output at exactly this store path (Hydra's "buildsdrv" use the drv).
 SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
@@ -135,40 +103,6 @@ SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
 
 -- name: hydra_search_builds_by_drv
 SELECT id FROM builds WHERE drv_path = $1 ORDER BY id DESC LIMIT $2;
-
--- name: hydra_latest_builds
--- /api/latestbuilds: the newest finished builds, optionally of one project/jobset/job/system.
-SELECT b.id FROM builds b
-  JOIN jobsets j ON j.id = b.jobset_id
-  JOIN projects p ON p.id = b.project_id
- WHERE b.state = 'finished'
-   AND ($2::text IS NULL OR p.name = $2) AND ($3::text IS NULL OR j.name = $3)
-   AND ($4::text IS NULL OR b.job = $4) AND ($5::text IS NULL OR b.system = $5)
- ORDER BY b.finished_at DESC, b.id DESC LIMIT $1;
-
--- name: hydra_queue
--- /api/queue: unfinished builds in the order runners take them (builds_queue_idx first).
-SELECT id FROM builds WHERE state <> 'finished'
- ORDER BY global_priority DESC, priority DESC, id LIMIT $1;
-
--- name: hydra_nr_builds
--- /api/nrbuilds: finished builds per period ($1 'hour'|'day'|'month'), the last $2
--- periods, oldest first, zeros included.
-WITH periods AS (
-    SELECT generate_series(date_trunc($1, now()) - ($2 - 1) * ('1 ' || $1)::interval,
-                           date_trunc($1, now()), ('1 ' || $1)::interval) AS period
-)
-SELECT count(b.id) AS n
-  FROM periods x
-  LEFT JOIN builds b ON b.finished_at IS NOT NULL
-   AND date_trunc($1, b.finished_at) = x.period
-   AND ($3::text IS NULL OR b.project_id = (SELECT id FROM projects WHERE name = $3))
-   AND ($4::text IS NULL OR b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p
-                                             ON p.id = j.project_id
-                                            WHERE p.name = $3 AND j.name = $4))
-   AND ($5::text IS NULL OR b.job = $5)
- GROUP BY x.period
- ORDER BY x.period;
 
 -- name: hydra_eval_build_ids
 SELECT build_id FROM evaluation_builds WHERE evaluation_id = $1 ORDER BY build_id;

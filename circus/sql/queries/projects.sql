@@ -1,5 +1,4 @@
--- Projects: read for /api/v1/projects, and changed by circus/services/projects.py and
--- declarative apply. Few rows: exact counts are cheap.
+-- Projects (run by circus/store/projects.py). Few rows: exact counts are cheap.
 
 -- name: projects_list
 SELECT * FROM projects ORDER BY id DESC LIMIT $1 OFFSET $2;
@@ -7,7 +6,7 @@ SELECT * FROM projects ORDER BY id DESC LIMIT $1 OFFSET $2;
 -- name: projects_count
 SELECT count(*) FROM projects;
 
--- name: project_get
+-- name: project_by_id
 SELECT * FROM projects WHERE id = $1;
 
 -- name: project_id_if_exists
@@ -15,6 +14,19 @@ SELECT id FROM projects WHERE id = $1;
 
 -- name: project_id_by_name
 SELECT id FROM projects WHERE name = $1;
+
+-- name: project_by_name
+-- With the names of its jobsets, as Hydra shows a project.
+SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
+       AS jobsets
+  FROM projects p
+ WHERE p.name = $1;
+
+-- name: projects_with_jobsets
+SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
+       AS jobsets
+  FROM projects p
+ ORDER BY p.name;
 
 -- name: project_insert
 -- repository_url '' is a Hydra project's until its first jobset names one.
