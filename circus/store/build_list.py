@@ -109,6 +109,29 @@ async def stats(conn: asyncpg.Pool, project: int | None, jobset: int | None
     return row
 
 
+async def latest_finished_ids(conn: asyncpg.Pool, limit: int, project: str | None,
+                              jobset: str | None, job: str | None,
+                              system: str | None) -> list[int]:
+    """Hydra's /api/latestbuilds: the newest finished builds, by finish time."""
+    rows = await conn.fetch(Q.builds_latest_finished, limit, project, jobset, job, system)
+    return [row["id"] for row in rows]
+
+
+async def unfinished_ids(conn: asyncpg.Pool, limit: int) -> list[int]:
+    """Hydra's /api/queue: unfinished builds in the order runners claim them."""
+    return [row["id"] for row in await conn.fetch(Q.builds_in_claim_order, limit)]
+
+
+async def finished_per_period(conn: asyncpg.Pool, period: str, periods: int,
+                              project: str | None, jobset: str | None,
+                              job: str | None) -> list[int]:
+    """How many builds finished in each of the last `periods` hours, days or months
+    (`period`), oldest first."""
+    rows = await conn.fetch(Q.builds_finished_per_period, period, periods, project, jobset,
+                            job)
+    return [row["n"] for row in rows]
+
+
 async def recent(conn: asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
     """The `limit` most recently finished builds."""
     return list(await conn.fetch(Q.builds_recent, limit))

@@ -11,11 +11,11 @@ from html import escape
 
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain.status import BuildStatus
 from circus.server.http.errors import not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import doc
+from circus.store import jobs
 
 SVG = "image/svg+xml"
 # message → colour, as shields.io draws them.
@@ -34,9 +34,9 @@ def _names(request: web.Request) -> tuple[str, str, str]:
 async def _message(request: web.Request) -> str:
     pool = request.app[CONTEXT].pool
     names = _names(request)
-    row = await pool.fetchrow(Q.api_job_latest_finished, *names)
+    row = await jobs.latest_finished_build(pool, names)
     if row is None:
-        row = await pool.fetchrow(Q.api_job_latest, *names, False)
+        row = await jobs.latest_build(pool, names)
         if row is None:
             raise not_found(f"job {':'.join(names)}")
         state: str = row["state"]
@@ -88,7 +88,7 @@ async def badge(request: web.Request) -> web.Response:
      description="404 when the job has no successful build.")
 async def latest(request: web.Request) -> web.Response:
     names = _names(request)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.api_job_latest, *names, True)
+    row = await jobs.latest_build(request.app[CONTEXT].pool, names, successful=True)
     if row is None:
         raise not_found(f"a successful build of job {':'.join(names)}")
     raise web.HTTPFound(f"/api/v1/builds/{row['id']}", headers=NO_CACHE)

@@ -27,7 +27,7 @@ from circus.server.hydra.body import bad, q
 from circus.server.hydra.dispatch import Handler, require
 from circus.server.hydra.projects import absolute
 from circus.services import build_actions
-from circus.store import builds
+from circus.store import build_list, builds, jobs
 
 log = structlog.get_logger(__name__)
 
@@ -152,8 +152,7 @@ def _job(request: web.Request) -> tuple[str, str, str]:
 
 async def _latest(request: web.Request, system: str | None, finished: bool) -> web.Response:
     names = _job(request)
-    found = await request.app[CONTEXT].pool.fetchval(Q.hydra_job_latest, *names, system,
-                                                     finished)
+    found = await jobs.latest_success(request.app[CONTEXT].pool, names, system, finished)
     if found is None:
         raise ApiError(404, f"No successful build of job {q(names[2])} found.")
     raise web.HTTPFound(absolute(request, f"/build/{found}"))
@@ -175,9 +174,10 @@ async def job_shield(request: web.Request) -> web.Response:
     """A shields.io endpoint document (https://shields.io/endpoint), as Hydra's."""
     names = _job(request)
     pool = request.app[CONTEXT].pool
-    if await pool.fetchrow(Q.hydra_job_exists, *names) is None:
+    if await jobs.latest_build(pool, names) is None:
         raise ApiError(404, f"Job {q(names[2])} doesn't exist.")
-    status = await pool.fetchval(Q.hydra_job_last_finished, *names)
+    finished = await jobs.latest_finished_build(pool, names)
+    status = None if finished is None else finished["buildstatus"]
     message, colour = {None: ("queued", "lightgrey"),
                        BuildStatus.SUCCEEDED: ("passing", "green"),
                        BuildStatus.CANCELLED: ("cancelled", "lightgrey"),
@@ -203,8 +203,8 @@ async def latest_builds(request: web.Request) -> web.Response:
     nr = _nr(request, 10, 1000)
     q = request.query
     pool = request.app[CONTEXT].pool
-    ids = [r["id"] for r in await pool.fetch(Q.hydra_latest_builds, nr, q.get("project"),
-                                              q.get("jobset"), q.get("job"), q.get("system"))]
+    ids = await build_list.latest_finished_ids(pool, nr, q.get("project"), q.get("jobset"),
+                                               q.get("job"), q.get("system"))
     found = {b["id"]: b for b in await shapes.builds(pool, ids)}
     return web.json_response([found[i] for i in ids if i in found])
 
@@ -212,7 +212,7 @@ async def latest_builds(request: web.Request) -> web.Response:
 async def queue(request: web.Request) -> web.Response:
     nr = _nr(request, 100, 10000)
     pool = request.app[CONTEXT].pool
-    ids = [r["id"] for r in await pool.fetch(Q.hydra_queue, nr)]
+    ids = await build_list.unfinished_ids(pool, nr)
     found = {b["id"]: b for b in await shapes.builds(pool, ids)}
     return web.json_response([found[i] for i in ids if i in found])
 
@@ -223,6 +223,7 @@ async def nr_builds(request: web.Request) -> web.Response:
         raise bad("Parameter \u2018period\u2019 must be one of hour, day, month.")
     nr = _nr(request, 24, 1000)
     q = request.query
-    rows = await request.app[CONTEXT].pool.fetch(Q.hydra_nr_builds, period, nr,
-                                                 q.get("project"), q.get("jobset"), q.get("job"))
-    return web.json_response([r["n"] for r in rows])
+    counts = await build_list.finished_per_period(request.app[CONTEXT].pool, period, nr,
+                                                  q.get("project"), q.get("jobset"),
+                                                  q.get("job"))
+    return web.json_response(counts)

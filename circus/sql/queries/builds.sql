@@ -312,24 +312,6 @@ SELECT count(*) AS total,
 SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
   FROM build_products WHERE build_id = $1 AND product_nr = $2;
 
--- name: api_job_latest
--- The newest build of a job (builds_job_idx); $4 true: the newest successful one.
-SELECT b.id, b.state, b.buildstatus
-  FROM builds b
- WHERE b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p ON p.id = j.project_id
-                       WHERE p.name = $1 AND j.name = $2)
-   AND b.job = $3
-   AND (NOT $4::boolean OR b.buildstatus = 0)
- ORDER BY b.id DESC LIMIT 1;
-
--- name: api_job_latest_finished
-SELECT b.id, b.state, b.buildstatus
-  FROM builds b
- WHERE b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p ON p.id = j.project_id
-                       WHERE p.name = $1 AND j.name = $2)
-   AND b.job = $3 AND b.state = 'finished'
- ORDER BY b.id DESC LIMIT 1;
-
 -- name: builds_anchors
 -- Every $1-th id of the whole list, newest first, and the newest id: one index-only
 -- scan, refreshed now and then, so a deep offset starts from its anchor (server/api/offsets.py).
@@ -452,3 +434,37 @@ SELECT build_id, name, value, unit FROM build_metrics
 -- name: build_evaluations
 SELECT build_id, evaluation_id FROM evaluation_builds
  WHERE build_id = ANY($1::bigint[]) ORDER BY build_id, evaluation_id;
+
+-- name: builds_latest_finished
+-- /api/latestbuilds: the newest finished builds, optionally of one project/jobset/job/system.
+SELECT b.id FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ WHERE b.state = 'finished'
+   AND ($2::text IS NULL OR p.name = $2) AND ($3::text IS NULL OR j.name = $3)
+   AND ($4::text IS NULL OR b.job = $4) AND ($5::text IS NULL OR b.system = $5)
+ ORDER BY b.finished_at DESC, b.id DESC LIMIT $1;
+
+-- name: builds_in_claim_order
+-- /api/queue: unfinished builds in the order runners take them (builds_queue_idx first).
+SELECT id FROM builds WHERE state <> 'finished'
+ ORDER BY global_priority DESC, priority DESC, id LIMIT $1;
+
+-- name: builds_finished_per_period
+-- /api/nrbuilds: finished builds per period ($1 'hour'|'day'|'month'), the last $2
+-- periods, oldest first, zeros included.
+WITH periods AS (
+    SELECT generate_series(date_trunc($1, now()) - ($2 - 1) * ('1 ' || $1)::interval,
+                           date_trunc($1, now()), ('1 ' || $1)::interval) AS period
+)
+SELECT count(b.id) AS n
+  FROM periods x
+  LEFT JOIN builds b ON b.finished_at IS NOT NULL
+   AND date_trunc($1, b.finished_at) = x.period
+   AND ($3::text IS NULL OR b.project_id = (SELECT id FROM projects WHERE name = $3))
+   AND ($4::text IS NULL OR b.jobset_id = (SELECT j.id FROM jobsets j JOIN projects p
+                                             ON p.id = j.project_id
+                                            WHERE p.name = $3 AND j.name = $4))
+   AND ($5::text IS NULL OR b.job = $5)
+ GROUP BY x.period
+ ORDER BY x.period;
