@@ -44,6 +44,7 @@ from circus.db.queries import Q
 from circus.domain import roles
 from circus.services import passwords
 from circus.services.apikeys import hash_key
+from circus.store import apikeys
 
 log = structlog.get_logger(__name__)
 
@@ -297,7 +298,7 @@ async def key_login(pool: asyncpg.Pool, client: Client, key: str) -> int:
     """The id of the API key a session is opened for. Keys are random and hashed with
     SHA-256, so guessing needs no throttle; the origin rule applies all the same."""
     check_origin(client)
-    row = await pool.fetchrow(Q.api_key_use, hash_key(key))
+    row = await apikeys.use(pool, hash_key(key))
     if row is None:
         log.info("login refused", reason="unknown API key", address=client.address)
         raise BadCredentials("unknown API key")
@@ -310,7 +311,7 @@ async def bearer_login(pool: asyncpg.Pool, legacy_key: str | None, key: str) -> 
     key must be a stored one (like `key_login`, no throttle is needed)."""
     if legacy_key and hmac.compare_digest(key.encode(), legacy_key.encode()):
         return principal("server.api_key", "admin")
-    row = await pool.fetchrow(Q.api_key_use, hash_key(key))
+    row = await apikeys.use(pool, hash_key(key))
     if row is None:
         raise BadCredentials("unknown API key")
     return principal(row["name"], row["role"], key_id=row["id"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.http import params, responses
 from circus.server.http.errors import bad_field, not_found
@@ -26,6 +25,7 @@ from circus.server.http.openapi import (
     page_of,
 )
 from circus.services.apikeys import hash_key, new_key
+from circus.store import apikeys
 
 MAX_NAME = 100
 
@@ -44,8 +44,8 @@ KEY_BODY = obj(required=("name",), name={"type": "string", "maxLength": 100,
 async def list_keys(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.accounts_api_keys_list, page.limit, page.offset)
-    total = await pool.fetchval(Q.accounts_api_keys_count)
+    items = await apikeys.page(pool, page.limit, page.offset)
+    total = await apikeys.count(pool)
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
@@ -61,8 +61,7 @@ async def create_key(request: web.Request) -> web.Response:
     if role not in auth.ROLES:
         raise bad_field("role", f"{role!r} is not a role (one of {', '.join(auth.ROLES)})")
     key = new_key()
-    row = await request.app[CONTEXT].pool.fetchrow(Q.accounts_api_key_insert, name,
-                                                   hash_key(key), role)
+    row = await apikeys.insert(request.app[CONTEXT].pool, name, hash_key(key), role)
     return responses.ok({**dict(row), "key": key}, status=201)
 
 
@@ -71,7 +70,7 @@ async def create_key(request: web.Request) -> web.Response:
 @auth.requires(auth.ADMIN)
 async def delete_key(request: web.Request) -> web.Response:
     key_id = params.path_id(request, what="API key")
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.accounts_api_key_delete, key_id)
+    deleted = await apikeys.delete(request.app[CONTEXT].pool, key_id)
     if deleted is None:
         raise not_found(f"API key {key_id}")
     return responses.ok({"id": deleted, "deleted": True})

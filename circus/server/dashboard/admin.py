@@ -25,6 +25,7 @@ from circus.server.http.errors import bad_field, conflict, not_found
 from circus.server.http.keys import CONTEXT
 from circus.services import passwords
 from circus.services.apikeys import hash_key, new_key
+from circus.store import apikeys
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +35,8 @@ async def _admin_page(request: web.Request, new_key_text: str | None = None,
     ctx = request.app[CONTEXT]
     pool = ctx.pool
     system = await pool.fetchrow(Q.admin_system_status)
-    keys = await pool.fetch(Q.accounts_api_keys_list, PAGE_SIZE, page_offset(request))
-    total = await pool.fetchval(Q.accounts_api_keys_count)
+    keys = await apikeys.page(pool, PAGE_SIZE, page_offset(request))
+    total = await apikeys.count(pool)
     # Remote builders have no backend yet: show what the configuration declares.
     builders = ctx.config.declarative.remote_builders
     return await render(request, "admin.html", {
@@ -61,8 +62,7 @@ async def create_key(request: web.Request) -> web.StreamResponse:
     if role not in auth.ROLES:
         raise bad_field("role", f"{role!r} is not a role (one of {', '.join(auth.ROLES)})")
     key = new_key()
-    await request.app[CONTEXT].pool.fetchrow(Q.accounts_api_key_insert, name, hash_key(key),
-                                             role)
+    await apikeys.insert(request.app[CONTEXT].pool, name, hash_key(key), role)
     log.info("API key created from the dashboard", name=name, role=role)
     # Shown this once, on this answer: it is stored only as its hash.
     return await _admin_page(request, key, name)
@@ -72,7 +72,7 @@ async def create_key(request: web.Request) -> web.StreamResponse:
 @auth.requires(auth.ADMIN)
 async def delete_key(request: web.Request) -> web.StreamResponse:
     key_id = params.path_id(request, "id", "API key")
-    if await request.app[CONTEXT].pool.fetchval(Q.accounts_api_key_delete, key_id) is None:
+    if await apikeys.delete(request.app[CONTEXT].pool, key_id) is None:
         raise not_found(f"API key {key_id}")
     raise redirect("/admin", "API key deleted.")
 

@@ -1,4 +1,4 @@
--- Accounts: users, sessions, API keys through the API, starred jobs, OAuth states.
+-- Accounts: users, sessions, starred jobs, OAuth states (API keys: apikeys.sql).
 -- Nobody waits on these rows (a session is read when a request comes), so no writer here
 -- notifies the bus.
 
@@ -78,21 +78,6 @@ SELECT s.id, s.csrf_token, s.user_id, s.api_key_id, s.expires_at,
 
 -- name: accounts_session_delete
 DELETE FROM sessions WHERE token_hash = $1;
-
--- name: accounts_api_keys_list
-SELECT id, name, role, declarative, created_at, last_used_at
-  FROM api_keys ORDER BY id LIMIT $1 OFFSET $2;
-
--- name: accounts_api_keys_count
-SELECT count(*) FROM api_keys;
-
--- name: accounts_api_key_insert
-INSERT INTO api_keys (name, key_hash, role)
-VALUES ($1, $2, $3)
-RETURNING id, name, role, declarative, created_at, last_used_at;
-
--- name: accounts_api_key_delete
-DELETE FROM api_keys WHERE id = $1 RETURNING id;
 
 -- name: accounts_starred_list
 SELECT s.id, s.jobset_id, j.name AS jobset, p.id AS project_id, p.name AS project, s.job,
