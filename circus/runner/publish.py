@@ -15,13 +15,13 @@ import attrs
 import structlog
 
 from circus.app.config import Config
-from circus.db.queries import Q
 from circus.domain.status import BuildStatus
 from circus.nix import pathinfo
 from circus.nix.signing import BadKey, SigningKey
 from circus.nix.upload import Uploader, UploadError
 from circus.proc import nix
 from circus.proc.child import ChildError
+from circus.store import builds, cache_paths
 
 log = structlog.get_logger(__name__)
 
@@ -94,11 +94,7 @@ class Publisher:
         return result
 
     async def _catalogue(self, build_id: int, infos: list[pathinfo.PathInfo]) -> None:
-        await self.pool.execute(
-            Q.cache_record_paths, build_id, [i.hash_part for i in infos],
-            [i.path for i in infos], [i.nar_hash for i in infos],
-            [i.nar_size for i in infos], [" ".join(i.references) for i in infos],
-            [i.deriver or "" for i in infos])
+        await cache_paths.record(self.pool, build_id, infos)
 
     async def _sign(self, build_id: int, outputs: list[str],
                     infos: list[pathinfo.PathInfo]) -> str:
@@ -109,7 +105,7 @@ class Publisher:
         by_path = {i.path: i for i in infos}
         sigs = [self.key.sign(by_path[p].fingerprint()) for p in outputs if p in by_path]
         signature = " ".join(sigs)
-        await self.pool.execute(Q.cache_set_build_signature, build_id, signature)
+        await builds.set_signature(self.pool, build_id, signature)
         done = await nix.sign(str(self.key_file), outputs)
         if not done.ok:
             log.warning("could not sign the closure in the local store", build_id=build_id,

@@ -92,6 +92,11 @@ async def related(conn: Conn, build_id: int) -> dict[str, list[Any]]:
             "evaluations": (await evaluation_ids(conn, ids))[build_id]}
 
 
+async def set_signature(conn: Conn, build_id: int, signature: str) -> None:
+    """The outputs' signatures (space-separated, in output-name order)."""
+    await conn.execute(Q.build_set_signature, build_id, signature)
+
+
 async def cancel(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
     """(id, job) of those that were queued or running and are now cancelled."""
     return list(await conn.fetch(Q.builds_cancel, list(ids)))

@@ -19,7 +19,6 @@ import structlog
 from aiohttp import web
 
 from circus.app.config import Config
-from circus.db.queries import Q
 from circus.nix import nar, narinfo
 from circus.nix.pathinfo import HASH_PART, PathInfo
 from circus.nix.signing import BadKey, SigningKey
@@ -27,6 +26,7 @@ from circus.proc.child import ChildError
 from circus.server.http import limits
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import STR, doc
+from circus.store import cache_paths
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,7 @@ async def _lookup(request: web.Request, hash_part: str) -> PathInfo | None:
     """The catalogued path with this hash, if it is still in the store."""
     if not HASH_PART.match(hash_part):
         return None
-    row = await request.app[CONTEXT].pool.fetchrow(Q.cache_path_get, hash_part)
+    row = await cache_paths.by_hash(request.app[CONTEXT].pool, hash_part)
     if row is None or not _in_store(row["store_path"]):
         return None
     return _row_info(row)

@@ -36,6 +36,7 @@ from circus.server.http.openapi import (
     query,
 )
 from circus.services import promotion
+from circus.store import channels
 
 CHANNEL = obj(id=INT, project_id=INT, jobset_id=INT, name=STR, description=STR,
               current_evaluation_id=nullable(INT), promoted_at=nullable(TIME),
@@ -67,7 +68,7 @@ def _duplicate(name: str) -> ApiError:
 
 async def _channel(pool: asyncpg.Pool, channel_id: int) -> asyncpg.Record:
     await promotion.advance(pool, channel_ids=[channel_id])
-    row = await pool.fetchrow(Q.channel_get, channel_id)
+    row = await channels.by_id(pool, channel_id)
     if row is None:
         raise not_found(f"channel {channel_id}")
     return row
@@ -87,11 +88,11 @@ async def list_project_channels(request: web.Request) -> web.Response:
 async def _list(request: web.Request, project_id: int | None) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    rows = await pool.fetch(Q.channels_list, project_id, page.limit, page.offset)
+    rows = await channels.page(pool, project_id, page.limit, page.offset)
     moved = await promotion.advance(pool, channel_ids=[r["id"] for r in rows])
     if moved:
-        rows = await pool.fetch(Q.channels_list, project_id, page.limit, page.offset)
-    total = await pool.fetchval(Q.channels_count, project_id)
+        rows = await channels.page(pool, project_id, page.limit, page.offset)
+    total = await channels.count(pool, project_id)
     return responses.ok(responses.page([_present(r) for r in rows], total, page.limit,
                                        page.offset))
 
@@ -106,13 +107,13 @@ async def create_channel(request: web.Request) -> web.Response:
     description = params.text(body, "description", "")
     pool = request.app[CONTEXT].pool
     try:
-        row = await pool.fetchrow(Q.channel_insert, project_id, jobset_id, name, description)
+        row = await channels.insert(pool, project_id, jobset_id, name, description)
     except asyncpg.UniqueViolationError:
         raise _duplicate(name) from None
     if row is None:
         raise not_found(f"jobset {jobset_id} of project {project_id}")
     await promotion.advance(pool, channel_ids=[row["id"]])
-    return responses.ok(_present(await pool.fetchrow(Q.channel_get, row["id"])), status=201)
+    return responses.ok(_present(await channels.by_id(pool, row["id"])), status=201)
 
 
 @doc("One channel", response=CHANNEL, tags=TAGS)
@@ -132,7 +133,7 @@ async def update_channel(request: web.Request) -> web.Response:
     name = params.name(body, "name", current["name"])
     description = params.text(body, "description", current["description"])
     try:
-        row = await pool.fetchrow(Q.channel_update, channel_id, name, description)
+        row = await channels.update(pool, channel_id, name, description)
     except asyncpg.UniqueViolationError:
         raise _duplicate(name) from None
     if row is None:
@@ -144,10 +145,9 @@ async def update_channel(request: web.Request) -> web.Response:
 @auth.requires(auth.ADMIN)
 async def delete_channel(request: web.Request) -> web.Response:
     channel_id = params.path_id(request, "id", "channel")
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.channel_delete, channel_id)
-    if deleted is None:
+    if not await channels.delete(request.app[CONTEXT].pool, channel_id):
         raise not_found(f"channel {channel_id}")
-    return responses.ok({"id": deleted, "deleted": True})
+    return responses.ok({"id": channel_id, "deleted": True})
 
 
 @doc("Point a channel at an evaluation of its jobset", response=CHANNEL,
@@ -159,7 +159,7 @@ async def promote(request: web.Request) -> web.Response:
     channel_id = params.path_id(request, "id", "channel")
     evaluation_id = params.path_id(request, "eval", "evaluation")
     pool = request.app[CONTEXT].pool
-    channel = await pool.fetchrow(Q.channel_get, channel_id)
+    channel = await channels.by_id(pool, channel_id)
     if channel is None:
         raise not_found(f"channel {channel_id}")
     evaluation = await pool.fetchrow(Q.api_evaluation_get, evaluation_id)
@@ -172,7 +172,7 @@ async def promote(request: web.Request) -> web.Response:
     if evaluation["status"] != "succeeded":
         raise conflict(f"evaluation {evaluation_id} is {evaluation['status']}: only an "
                        "evaluation that succeeded can be promoted")
-    row = await pool.fetchrow(Q.channel_promote, channel_id, evaluation_id)
+    row = await channels.promote(pool, channel_id, evaluation_id)
     if row is None:
         raise not_found(f"channel {channel_id}")
     return responses.ok(_present(row))
@@ -182,14 +182,14 @@ async def _current(pool: asyncpg.Pool, channel: asyncpg.Record) -> asyncpg.Recor
     evaluation_id = channel["current_evaluation_id"]
     evaluation = None
     if evaluation_id is not None:
-        evaluation = await pool.fetchrow(Q.channel_evaluation, evaluation_id)
+        evaluation = await channels.evaluation(pool, evaluation_id)
     if evaluation is None:
         raise ApiError(404, f"channel {channel['name']!r} has no evaluation yet")
     return evaluation
 
 
 async def _jobs(pool: asyncpg.Pool, evaluation_id: int) -> list[Job]:
-    rows = await pool.fetch(Q.channel_jobs, evaluation_id)
+    rows = await channels.jobs(pool, evaluation_id)
     return [Job(r["job"], r["nix_name"], r["system"],
                 dict(zip(r["output_names"], r["output_paths"], strict=True))) for r in rows]
 
@@ -197,7 +197,7 @@ async def _jobs(pool: asyncpg.Pool, evaluation_id: int) -> list[Job]:
 async def _by_name(request: web.Request) -> asyncpg.Record:
     pool = request.app[CONTEXT].pool
     name = request.match_info["name"]
-    row = await pool.fetchrow(Q.channel_get_by_name, name)
+    row = await channels.by_name(pool, name)
     if row is None:
         raise not_found(f"channel {name!r}")
     return await _channel(pool, row["id"])

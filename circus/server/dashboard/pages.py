@@ -29,6 +29,7 @@ from circus.server.http import params
 from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 from circus.store import build_list
+from circus.store import channels as channel_rows
 
 # Metrics periods: (label, hours back, date_trunc bucket).
 PERIODS = {"day": (24, "hour"), "week": (24 * 7, "day"), "month": (24 * 30, "day"),
@@ -78,7 +79,7 @@ async def project(request: web.Request) -> web.StreamResponse:
     jobsets = await pool.fetch(Q.dashboard_project_jobsets, row["id"], PAGE_SIZE,
                                page_offset(request))
     total = await pool.fetchval(Q.api_jobsets_count, row["id"])
-    channels = await pool.fetch(Q.channels_list, row["id"], 20, 0)
+    channels = await channel_rows.page(pool, row["id"], 20, 0)
     builds, _ = await build_page(pool, request, BuildFilter(project_id=row["id"]))
     return await render(request, "project.html", {
         "project": row, "jobsets": jobsets, "pager": pager(request, total),
@@ -220,8 +221,8 @@ async def queue(request: web.Request) -> web.StreamResponse:
 async def channels(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     q = filter_text(request, "q")
-    rows = await pool.fetch(Q.dashboard_channels_page, q, PAGE_SIZE, page_offset(request))
-    total = await pool.fetchval(Q.dashboard_channels_count, q)
+    rows = await channel_rows.named_like(pool, q, PAGE_SIZE, page_offset(request))
+    total = await channel_rows.named_like_count(pool, q)
     return await render(request, "channels.html",
                         {"channels": rows, "pager": pager(request, total), "q": q or ""})
 
@@ -229,7 +230,7 @@ async def channels(request: web.Request) -> web.StreamResponse:
 @html_errors
 async def channel(request: web.Request) -> web.StreamResponse:
     channel_id = params.path_id(request, "id", "channel")
-    row = await _pool(request).fetchrow(Q.dashboard_channel, channel_id)
+    row = await channel_rows.with_names(_pool(request), channel_id)
     if row is None:
         raise not_found(f"channel {channel_id}")
     return await render(request, "channel.html",

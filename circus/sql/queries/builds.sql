@@ -468,3 +468,7 @@ SELECT count(b.id) AS n
    AND ($5::text IS NULL OR b.job = $5)
  GROUP BY x.period
  ORDER BY x.period;
+
+-- name: build_set_signature
+UPDATE builds SET signature = $2, updated_at = now() WHERE id = $1
+RETURNING id, pg_notify('circus_build_changed', id::text);

@@ -1,7 +1,7 @@
 -- The binary cache's catalogue (cache_paths): written by the runner after a successful
 -- build, read by the server for every narinfo and NAR.
 
--- name: cache_record_paths
+-- name: cache_paths_record
 -- The closure of a build's outputs; a path already known keeps its first build.
 INSERT INTO cache_paths (hash_part, store_path, nar_hash, nar_size, refs, deriver, build_id)
 SELECT p.hash_part, p.store_path, p.nar_hash, p.nar_size,
@@ -11,10 +11,6 @@ SELECT p.hash_part, p.store_path, p.nar_hash, p.nar_size,
        AS p(hash_part, store_path, nar_hash, nar_size, refs, deriver)
 ON CONFLICT (hash_part) DO NOTHING;
 
--- name: cache_path_get
+-- name: cache_path_by_hash
 SELECT hash_part, store_path, nar_hash, nar_size, refs, deriver
   FROM cache_paths WHERE hash_part = $1;
-
--- name: cache_set_build_signature
-UPDATE builds SET signature = $2, updated_at = now() WHERE id = $1
-RETURNING id, pg_notify('circus_build_changed', id::text);

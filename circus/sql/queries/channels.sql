@@ -1,17 +1,68 @@
 -- Channels: a name that follows a jobset's newest fully green evaluation.
 
--- name: channels_list
+-- name: channels_advance
+-- Automatic promotion: each channel chosen by id ($1) or by a successful build of its
+-- jobset ($2) moves to its jobset's newest evaluation that evaluated, has builds, and
+-- all of whose builds succeeded. A channel only ever moves forward this way.
+WITH candidates AS (
+    SELECT c.id, c.jobset_id, GREATEST(c.advance_after_id, COALESCE(c.current_evaluation_id, 0))
+               AS after
+      FROM channels c
+     WHERE c.id = ANY($1::bigint[])
+        OR c.jobset_id IN (SELECT b.jobset_id FROM builds b
+                            WHERE b.id = ANY($2::bigint[]) AND b.buildstatus = 0)
+), green AS (
+    SELECT c.id, (
+        SELECT e.id FROM evaluations e
+         WHERE e.jobset_id = c.jobset_id AND e.id > c.after AND e.status = 'succeeded'
+           AND EXISTS (SELECT 1 FROM evaluation_builds eb WHERE eb.evaluation_id = e.id)
+           AND NOT EXISTS (
+               SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+                WHERE eb.evaluation_id = e.id
+                  AND (b.state <> 'finished' OR b.buildstatus <> 0))
+         ORDER BY e.id DESC LIMIT 1) AS evaluation_id
+      FROM candidates c
+)
+UPDATE channels c
+   SET current_evaluation_id = g.evaluation_id, promoted_at = now(), updated_at = now()
+  FROM green g
+ WHERE c.id = g.id AND g.evaluation_id IS NOT NULL
+RETURNING c.id, c.current_evaluation_id;
+
+-- name: channels_named_like
+SELECT c.*, p.name AS project, j.name AS jobset, e.commit_hash AS eval_commit
+  FROM channels c
+  JOIN projects p ON p.id = c.project_id
+  JOIN jobsets j ON j.id = c.jobset_id
+  LEFT JOIN evaluations e ON e.id = c.current_evaluation_id
+ WHERE ($1::text IS NULL OR c.name ILIKE '%' || $1 || '%')
+ ORDER BY c.name
+ LIMIT $2 OFFSET $3;
+
+-- name: channels_named_like_count
+SELECT count(*) FROM channels c WHERE ($1::text IS NULL OR c.name ILIKE '%' || $1 || '%');
+
+-- name: channel_with_names
+SELECT c.*, p.name AS project, j.name AS jobset, e.commit_hash AS eval_commit,
+       e.status AS eval_status, e.created_at AS eval_time
+  FROM channels c
+  JOIN projects p ON p.id = c.project_id
+  JOIN jobsets j ON j.id = c.jobset_id
+  LEFT JOIN evaluations e ON e.id = c.current_evaluation_id
+ WHERE c.id = $1;
+
+-- name: channels_page
 SELECT * FROM channels
  WHERE ($1::bigint IS NULL OR project_id = $1)
  ORDER BY id DESC LIMIT $2 OFFSET $3;
 
--- name: channels_count
+-- name: channels_count_of
 SELECT count(*) FROM channels WHERE ($1::bigint IS NULL OR project_id = $1);
 
--- name: channel_get
+-- name: channel_by_id
 SELECT * FROM channels WHERE id = $1;
 
--- name: channel_get_by_name
+-- name: channel_by_name
 SELECT * FROM channels WHERE name = $1;
 
 -- name: channel_insert
@@ -47,35 +98,6 @@ WITH upd AS (
     RETURNING c.*
 )
 SELECT upd.* FROM upd;
-
--- name: channels_advance
--- Automatic promotion: each channel chosen by id ($1) or by a successful build of its
--- jobset ($2) moves to its jobset's newest evaluation that evaluated, has builds, and
--- all of whose builds succeeded. A channel only ever moves forward this way.
-WITH candidates AS (
-    SELECT c.id, c.jobset_id, GREATEST(c.advance_after_id, COALESCE(c.current_evaluation_id, 0))
-               AS after
-      FROM channels c
-     WHERE c.id = ANY($1::bigint[])
-        OR c.jobset_id IN (SELECT b.jobset_id FROM builds b
-                            WHERE b.id = ANY($2::bigint[]) AND b.buildstatus = 0)
-), green AS (
-    SELECT c.id, (
-        SELECT e.id FROM evaluations e
-         WHERE e.jobset_id = c.jobset_id AND e.id > c.after AND e.status = 'succeeded'
-           AND EXISTS (SELECT 1 FROM evaluation_builds eb WHERE eb.evaluation_id = e.id)
-           AND NOT EXISTS (
-               SELECT 1 FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
-                WHERE eb.evaluation_id = e.id
-                  AND (b.state <> 'finished' OR b.buildstatus <> 0))
-         ORDER BY e.id DESC LIMIT 1) AS evaluation_id
-      FROM candidates c
-)
-UPDATE channels c
-   SET current_evaluation_id = g.evaluation_id, promoted_at = now(), updated_at = now()
-  FROM green g
- WHERE c.id = g.id AND g.evaluation_id IS NOT NULL
-RETURNING c.id, c.current_evaluation_id;
 
 -- name: channel_evaluation
 SELECT e.id, e.commit_hash, e.jobset_id, e.finished_at FROM evaluations e WHERE e.id = $1;

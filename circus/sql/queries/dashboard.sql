@@ -88,28 +88,6 @@ SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.j
  ORDER BY b.started_at NULLS LAST, b.id
  LIMIT 500;
 
--- name: dashboard_channels_page
-SELECT c.*, p.name AS project, j.name AS jobset, e.commit_hash AS eval_commit
-  FROM channels c
-  JOIN projects p ON p.id = c.project_id
-  JOIN jobsets j ON j.id = c.jobset_id
-  LEFT JOIN evaluations e ON e.id = c.current_evaluation_id
- WHERE ($1::text IS NULL OR c.name ILIKE '%' || $1 || '%')
- ORDER BY c.name
- LIMIT $2 OFFSET $3;
-
--- name: dashboard_channels_count
-SELECT count(*) FROM channels c WHERE ($1::text IS NULL OR c.name ILIKE '%' || $1 || '%');
-
--- name: dashboard_channel
-SELECT c.*, p.name AS project, j.name AS jobset, e.commit_hash AS eval_commit,
-       e.status AS eval_status, e.created_at AS eval_time
-  FROM channels c
-  JOIN projects p ON p.id = c.project_id
-  JOIN jobsets j ON j.id = c.jobset_id
-  LEFT JOIN evaluations e ON e.id = c.current_evaluation_id
- WHERE c.id = $1;
-
 -- name: dashboard_starred_page
 -- A user's starred jobs with the newest build of each (a job has few builds).
 SELECT s.id, s.jobset_id, j.name AS jobset, p.name AS project, s.job, s.created_at,

@@ -1,0 +1,29 @@
+"""The binary cache's catalogue: the store paths of successful builds' closures, written
+by the runner once a build is published and read for every narinfo and NAR."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import asyncpg
+
+from circus.db.queries import Q
+from circus.nix.pathinfo import PathInfo
+
+Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+async def record(conn: Conn, build_id: int, infos: Sequence[PathInfo]) -> None:
+    """Catalogue a build's closure; a path already known keeps its first build."""
+    await conn.execute(
+        Q.cache_paths_record, build_id, [i.hash_part for i in infos],
+        [i.path for i in infos], [i.nar_hash for i in infos],
+        [i.nar_size for i in infos], [" ".join(i.references) for i in infos],
+        [i.deriver or "" for i in infos])
+
+
+async def by_hash(conn: Conn, hash_part: str) -> asyncpg.Record | None:
+    """(hash_part, store_path, nar_hash, nar_size, refs, deriver) of a catalogued path."""
+    row: asyncpg.Record | None = await conn.fetchrow(Q.cache_path_by_hash, hash_part)
+    return row
