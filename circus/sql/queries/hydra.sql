@@ -1,18 +1,6 @@
 -- Hydra's JSON API (circus/server/hydra*.py): the same rows as /api/v1, read by names
 -- (Hydra addresses projects and jobsets by name) and in the batches its documents need.
 
--- name: hydra_projects
-SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
-       AS jobsets
-  FROM projects p
- ORDER BY p.name;
-
--- name: hydra_project
-SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
-       AS jobsets
-  FROM projects p
- WHERE p.name = $1;
-
 -- name: hydra_project_other_jobsets
 -- Whether jobsets other than $2 share the project's repository.
 SELECT count(*) FROM jobsets WHERE project_id = $1 AND name <> $2;
