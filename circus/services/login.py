@@ -44,7 +44,7 @@ from circus.db.queries import Q
 from circus.domain import roles
 from circus.services import passwords
 from circus.services.apikeys import hash_key
-from circus.store import apikeys
+from circus.store import apikeys, users
 
 log = structlog.get_logger(__name__)
 
@@ -280,9 +280,10 @@ async def password_login(pool: asyncpg.Pool, limits: Limits, client: Client,
         # No stored password is that long; hashing megabytes would cost more CPU.
         await failed(pool, limits)
         raise BadCredentials("invalid username or password")
-    row = await pool.fetchrow(Q.accounts_user_for_login, username)
-    # Verified even for an unknown user, so both take the same time.
-    if not await passwords.verify_async(row["password_hash"] if row else None, password):
+    row = await users.credentials(pool, username)
+    # Verified even for an unknown user, so both take the same time (and fails for one).
+    good = await passwords.verify_async(row["password_hash"] if row else None, password)
+    if not good or row is None:
         await failed(pool, limits)
         bound.info("login refused", reason="bad credentials")
         raise BadCredentials("invalid username or password")
@@ -337,10 +338,11 @@ async def ldap_login(pool: asyncpg.Pool, limits: Limits, client: Client, usernam
         await failed(pool, limits)
         raise BadCredentials("invalid username or password")
     await succeeded(pool, username)
-    user = await pool.fetchrow(Q.accounts_user_by_username, username)
+    user = await users.by_name(pool, username)
     if user is None:
-        user = await pool.fetchrow(Q.accounts_user_insert_external, username,
-                                   entry.get("mail"), entry.get("cn") or "", "ldap", None)
+        user = await users.insert_external(pool, username, email=entry.get("mail"),
+                                           full_name=entry.get("cn") or "",
+                                           auth_source="ldap")
         log.info("user created from LDAP", username=username)
     elif user["auth_source"] != "ldap":
         # The directory vouches for its own people, not for a local account of that name.
@@ -365,13 +367,14 @@ class GithubUser:
 async def oauth_login(pool: asyncpg.Pool, github: GithubUser) -> int:
     """The id of the user linked to that GitHub account, created read-only the first
     time; GitHub has already checked the credentials."""
-    found = await pool.fetchrow(Q.accounts_user_by_github, github.id)
+    found = await users.by_github_id(pool, github.id)
     if found is None:
         # A local account of the same name is someone else until an admin links them.
-        taken = await pool.fetchval(Q.accounts_user_by_username, github.login)
+        taken = await users.by_name(pool, github.login)
         username = github.login if taken is None else f"{github.login}@github"
-        found = await pool.fetchrow(Q.accounts_user_insert_external, username, github.email,
-                                    github.name, "github", github.id)
+        found = await users.insert_external(pool, username, email=github.email,
+                                            full_name=github.name, auth_source="github",
+                                            github_id=github.id)
         log.info("user created from GitHub", username=username, github_id=github.id)
     if not found["enabled"]:
         raise Disabled(f"user {found['username']!r} is disabled")

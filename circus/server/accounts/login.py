@@ -10,12 +10,12 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth, sessions
 from circus.server.http import params, responses
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import BOOL, INT, STR, TIME, arr, doc, nullable, obj
 from circus.services import login as logins
+from circus.store import users
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +81,7 @@ async def me_document(pool: asyncpg.Pool, who: auth.Principal) -> dict[str, Any]
                            "permissions": sorted(auth.ROLE_PERMISSIONS.get(who.role, ())),
                            "csrf_token": who.csrf_token}
     if who.user_id is not None:
-        row = await pool.fetchrow(Q.accounts_user_get, who.user_id)
+        row = await users.get(pool, who.user_id)
         if row is not None:
             doc.update(user_json(row), has_password=row["has_password"])
     else:

@@ -18,6 +18,7 @@ from aiohttp import web
 from circus.db.queries import Q
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
+from circus.store import users
 
 COOKIE = "circus_session"
 # The seed: "Session cookies are valid for 24 hours".
@@ -63,7 +64,7 @@ async def start(request: web.Request, *, user_id: int | None = None,
         await conn.fetchrow(Q.accounts_session_insert, _digest(token), csrf, user_id,
                             api_key_id, float(LIFETIME))
         if user_id is not None:
-            await conn.execute(Q.accounts_user_logged_in, user_id)
+            await users.stamp_login(conn, user_id)
     session = await _lookup(ctx.pool, token)
     if session is None:
         # Only a user disabled in the same instant gets here.

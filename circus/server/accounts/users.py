@@ -28,6 +28,7 @@ from circus.server.http.openapi import (
 )
 from circus.services import login as logins
 from circus.services import passwords
+from circus.store import users
 
 # The rule lives with the login operation (a name that cannot exist is never hashed).
 USERNAME_RE = logins.USERNAME_RE
@@ -85,7 +86,7 @@ async def _new_password(body: dict[str, Any], field: str) -> str | None:
 
 
 async def _user(pool: asyncpg.Pool, user_id: int) -> asyncpg.Record:
-    row = await pool.fetchrow(Q.accounts_user_get, user_id)
+    row = await users.get(pool, user_id)
     if row is None:
         raise not_found(f"user {user_id}")
     return row
@@ -97,8 +98,8 @@ async def _user(pool: asyncpg.Pool, user_id: int) -> asyncpg.Record:
 async def list_users(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.accounts_users_list, page.limit, page.offset)
-    total = await pool.fetchval(Q.accounts_users_count)
+    items = await users.page(pool, page.limit, page.offset)
+    total = await users.count(pool)
     return responses.ok(responses.page([accounts.user_json(r) for r in items], total,
                                        page.limit, page.offset))
 
@@ -116,8 +117,9 @@ async def create_user(request: web.Request) -> web.Response:
     enabled = params.boolean(body, "enabled", True)
     password_hash = await _new_password(body, "password")
     try:
-        row = await request.app[CONTEXT].pool.fetchrow(
-            Q.accounts_user_insert, username, email, full_name, password_hash, role, enabled)
+        row = await users.insert(request.app[CONTEXT].pool, username, email=email,
+                                 full_name=full_name, password_hash=password_hash,
+                                 role=role, enabled=enabled)
     except asyncpg.UniqueViolationError:
         raise conflict(f"username: a user named {username!r} already exists") from None
     return responses.ok(accounts.user_json(row), status=201)
@@ -149,8 +151,9 @@ async def update_user(request: web.Request) -> web.Response:
             # A new password, role or state ends the user's sessions (the trigger of
             # migration 0008), but not the admin's own when they edit themselves.
             await conn.execute(Q.accounts_keep_session, auth.principal(request).session_id)
-            row = await conn.fetchrow(Q.accounts_user_update, user_id, email, full_name,
-                                      role, enabled, username, password_hash)
+            row = await users.update(conn, user_id, username=username, email=email,
+                                     full_name=full_name, role=role, enabled=enabled,
+                                     password_hash=password_hash)
     except asyncpg.UniqueViolationError:
         raise conflict(f"username: a user named {username!r} already exists") from None
     if row is None:
@@ -163,7 +166,7 @@ async def update_user(request: web.Request) -> web.Response:
 @auth.requires(auth.ADMIN)
 async def delete_user(request: web.Request) -> web.Response:
     user_id = params.path_id(request, what="user")
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.accounts_user_delete, user_id)
+    deleted = await users.delete(request.app[CONTEXT].pool, user_id)
     if deleted is None:
         raise not_found(f"user {user_id}")
     return responses.ok({"id": deleted, "deleted": True})
@@ -189,9 +192,10 @@ async def update_me(request: web.Request) -> web.Response:
             raise bad_field(field, "cannot be changed here (an admin changes it, or "
                                    "POST /api/v1/me/password for the password)")
     old = await _user(pool, who.user_id or 0)
-    row = await pool.fetchrow(Q.accounts_user_update, old["id"], _email(body, old["email"]),
-                              _short(body, "full_name", old["full_name"]), old["role"],
-                              old["enabled"], old["username"], None)
+    row = await users.update(pool, old["id"], username=old["username"],
+                             email=_email(body, old["email"]),
+                             full_name=_short(body, "full_name", old["full_name"]),
+                             role=old["role"], enabled=old["enabled"])
     if row is None:
         raise not_found(f"user {old['id']}")
     return responses.ok(await accounts.me_document(pool, who))
@@ -209,7 +213,7 @@ async def change_password(request: web.Request) -> web.Response:
     new_hash = await _new_password(body, "new_password")
     if new_hash is None:
         raise bad_field("new_password", "is required")
-    stored = await pool.fetchval(Q.accounts_user_password_hash, who.user_id)
+    stored = await users.password_hash(pool, who.user_id or 0)
     if stored is None:
         raise bad_field("current_password", "this account has no password: it logs in "
                                             "through GitHub or LDAP")
@@ -225,7 +229,7 @@ async def change_password(request: web.Request) -> web.Response:
         # Whoever else holds a session of this account loses it with the old password
         # (the trigger of migration 0008); this one stays.
         await conn.execute(Q.accounts_keep_session, who.session_id)
-        await conn.execute(Q.accounts_user_set_password, who.user_id, new_hash)
+        await users.set_password(conn, who.user_id or 0, new_hash)
     return responses.ok({"password_changed": True})
 
 

@@ -26,6 +26,7 @@ from circus.server.http.keys import CONTEXT
 from circus.services import passwords
 from circus.services.apikeys import hash_key, new_key
 from circus.store import apikeys
+from circus.store import users as user_rows
 
 log = structlog.get_logger(__name__)
 
@@ -81,8 +82,8 @@ async def delete_key(request: web.Request) -> web.StreamResponse:
 @auth.requires(auth.ADMIN)
 async def users(request: web.Request) -> web.StreamResponse:
     pool = request.app[CONTEXT].pool
-    rows = await pool.fetch(Q.accounts_users_list, PAGE_SIZE, page_offset(request))
-    total = await pool.fetchval(Q.accounts_users_count)
+    rows = await user_rows.page(pool, PAGE_SIZE, page_offset(request))
+    total = await user_rows.count(pool)
     return await render(request, "users.html", {"users": rows, "pager": pager(request, total),
                                                 "roles": auth.ROLES})
 
@@ -109,9 +110,9 @@ async def create_user(request: web.Request) -> web.StreamResponse:
             raise bad_field("password", problem)
         password_hash = await passwords.hash_async(data["password"])
     try:
-        await request.app[CONTEXT].pool.fetchrow(
-            Q.accounts_user_insert, username, email, data.get("full_name", ""), password_hash,
-            _role(data), True)
+        await user_rows.insert(request.app[CONTEXT].pool, username, email=email,
+                               full_name=data.get("full_name", ""),
+                               password_hash=password_hash, role=_role(data), enabled=True)
     except asyncpg.UniqueViolationError:
         raise conflict(f"username: a user named {username!r} already exists") from None
     log.info("user created from the dashboard", username=username)
@@ -124,12 +125,12 @@ async def update_user(request: web.Request) -> web.StreamResponse:
     user_id = params.path_id(request, "id", "user")
     data = await form_fields(request)
     pool = request.app[CONTEXT].pool
-    old = await pool.fetchrow(Q.accounts_user_get, user_id)
+    old = await user_rows.get(pool, user_id)
     if old is None:
         raise not_found(f"user {user_id}")
     enabled = data.get("enabled") in ("on", "true", "1")
-    await pool.fetchrow(Q.accounts_user_update, user_id, old["email"], old["full_name"],
-                        _role(data), enabled, old["username"], None)
+    await user_rows.update(pool, user_id, username=old["username"], email=old["email"],
+                           full_name=old["full_name"], role=_role(data), enabled=enabled)
     raise redirect("/users", f"User {old['username']} updated.")
 
 
@@ -137,6 +138,6 @@ async def update_user(request: web.Request) -> web.StreamResponse:
 @auth.requires(auth.ADMIN)
 async def delete_user(request: web.Request) -> web.StreamResponse:
     user_id = params.path_id(request, "id", "user")
-    if await request.app[CONTEXT].pool.fetchval(Q.accounts_user_delete, user_id) is None:
+    if await user_rows.delete(request.app[CONTEXT].pool, user_id) is None:
         raise not_found(f"user {user_id}")
     raise redirect("/users", "User deleted.")

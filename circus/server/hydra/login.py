@@ -12,7 +12,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth, sessions
 from circus.server.accounts import login as accounts
 from circus.server.http.errors import ApiError
@@ -20,6 +19,7 @@ from circus.server.http.keys import CONTEXT
 from circus.server.hydra.body import read, text
 from circus.server.hydra.dispatch import SIGN_IN, same_site, wants_json
 from circus.services import login as logins
+from circus.store import users
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     opened = await sessions.start(request, user_id=user_id)
     response: web.StreamResponse
     if wants_json(request) or request.content_type == "application/json":
-        user = await pool.fetchrow(Q.accounts_user_get, user_id)
+        user = await users.get(pool, user_id)
         response = web.json_response(_user(user))
     else:
         response = web.Response(status=302, headers={"Location": "/"})
@@ -72,7 +72,7 @@ async def current_user(request: web.Request) -> web.Response:
     session = await sessions.current(request)
     if session is None or session.user_id is None:
         raise ApiError(403, SIGN_IN)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.accounts_user_get, session.user_id)
+    row = await users.get(request.app[CONTEXT].pool, session.user_id)
     if row is None:
         raise ApiError(403, SIGN_IN)
     return web.json_response(_user(row))
