@@ -23,12 +23,12 @@ import tomli_w
 from aiohttp import web
 
 from circus.app import config as configuration
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.http import params, responses
 from circus.server.http.errors import ApiError, bad_field
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import ANY, BOOL, INT, STR, TIME, doc, nullable, obj
+from circus.store import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,7 @@ def declarative_path(config: configuration.Config) -> Path:
 @auth.requires(auth.ADMIN)
 async def system_status(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    row = await ctx.pool.fetchrow(Q.admin_system_status)
+    row = await metrics.system_status(ctx.pool)
     return responses.ok({"version": version("circus-ci"), "instance": ctx.instance,
                          **dict(row)})
 

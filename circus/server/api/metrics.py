@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.http import params, responses
 from circus.server.http.errors import bad_field
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, NUM, STR, TIME, arr, doc, nullable, obj, query
+from circus.store import metrics
 
 BUCKETS = {"minute": 1 / 60, "hour": 1, "day": 24, "week": 24 * 7}
 DEFAULT_HOURS = 24
@@ -47,28 +47,28 @@ def _series_params(request: web.Request) -> tuple[str, int, int | None]:
     return bucket, hours, params.query_id(request, "project_id")
 
 
-async def _series(request: web.Request, query_name: str) -> web.Response:
+async def _series(request: web.Request, what: str) -> web.Response:
     bucket, hours, project_id = _series_params(request)
-    rows = await request.app[CONTEXT].pool.fetch(Q[query_name], bucket, hours, project_id)
+    rows = await metrics.series(request.app[CONTEXT].pool, what, bucket, hours, project_id)
     return responses.ok({"hours": hours, "bucket": bucket, "points": responses.rows(rows)})
 
 
 @doc("Finished builds per time bucket (total, succeeded, failed)", tags=("metrics",),
      query=SERIES_QUERY, response=obj(hours=INT, bucket=STR, points=arr(BUILD_POINT)))
 async def builds_series(request: web.Request) -> web.Response:
-    return await _series(request, "metrics_builds_timeseries")
+    return await _series(request, "builds")
 
 
 @doc("Durations of successful builds per time bucket", tags=("metrics",),
      query=SERIES_QUERY, response=obj(hours=INT, bucket=STR, points=arr(DURATION_POINT)))
 async def duration_series(request: web.Request) -> web.Response:
-    return await _series(request, "metrics_duration_timeseries")
+    return await _series(request, "durations")
 
 
 @doc("The build systems builds have asked for, with their queued builds",
      tags=("metrics",), response=obj(items=arr(obj(system=STR, queued=INT))))
 async def systems(request: web.Request) -> web.Response:
-    rows = await request.app[CONTEXT].pool.fetch(Q.metrics_systems)
+    rows = await metrics.systems(request.app[CONTEXT].pool)
     return responses.ok({"items": responses.rows(rows)})
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.http import params, responses
 from circus.server.http.errors import bad_field, not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import DELETED, INT, PAGE_QUERY, STR, TIME, doc, obj, page_of
+from circus.store import news
 
 log = structlog.get_logger(__name__)
 
@@ -25,8 +25,8 @@ NEWS_BODY = obj(required=("title",), title={"type": "string", "minLength": 1,
 async def list_news(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.news_list, page.limit, page.offset)
-    total = await pool.fetchval(Q.news_count)
+    items = await news.page(pool, page.limit, page.offset)
+    total = await news.count(pool)
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
@@ -40,7 +40,7 @@ async def create_news(request: web.Request) -> web.Response:
         raise bad_field("title", f"must be 1 to {TITLE_MAX} characters")
     content = params.text(body, "content", "")
     who = auth.principal(request)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.news_insert, title, content, who.name)
+    row = await news.insert(request.app[CONTEXT].pool, title, content, who.name)
     log.info("news posted", news_id=row["id"], author=who.name)
     return responses.ok(dict(row), status=201)
 
@@ -49,10 +49,9 @@ async def create_news(request: web.Request) -> web.Response:
 @auth.requires(auth.ADMIN)
 async def delete_news(request: web.Request) -> web.Response:
     news_id = params.path_id(request, "id", "news item")
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.news_delete, news_id)
-    if deleted is None:
+    if not await news.delete(request.app[CONTEXT].pool, news_id):
         raise not_found(f"news item {news_id}")
-    return responses.ok({"id": deleted, "deleted": True})
+    return responses.ok({"id": news_id, "deleted": True})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

@@ -13,10 +13,10 @@ import attrs
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain.status import EVALUATION_STATUSES, BuildStatus
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import doc
+from circus.store import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,7 @@ async def render(pool: asyncpg.Pool) -> str:
     counts: dict[str, int] = defaultdict(int)
     completed: dict[int, int] = defaultdict(int)
     failed: dict[int, int] = defaultdict(int)
-    for row in await pool.fetch(Q.prometheus_builds):
+    for row in await metrics.build_counts(pool):
         n, code = row["n"], row["buildstatus"]
         counts["all"] += n
         if row["state"] == "queued":
@@ -58,12 +58,10 @@ async def render(pool: asyncpg.Pool) -> str:
             completed[row["project_id"]] += n
             if code != BuildStatus.SUCCEEDED:
                 failed[row["project_id"]] += n
-    durations = await pool.fetchrow(Q.prometheus_durations)
-    evaluations = {r["status"]: r["n"] for r in await pool.fetch(Q.prometheus_evaluations)}
-    projects = await pool.fetch(Q.prometheus_projects)
-    tables = await pool.fetchrow(Q.prometheus_optional_tables)
-    optional = {name: (await pool.fetchval(Q[f"prometheus_{name}"]) if tables[name] else 0)
-                for name in ("channels", "remote_builders")}
+    durations = await metrics.durations(pool)
+    evaluations = await metrics.evaluation_counts(pool)
+    projects = await metrics.projects(pool)
+    optional = await metrics.optional_counts(pool)
 
     lines: list[str] = []
     lines += _family("circus_builds_total", "Builds by status (all: every build)",

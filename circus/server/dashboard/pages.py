@@ -30,6 +30,8 @@ from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 from circus.store import build_list
 from circus.store import channels as channel_rows
+from circus.store import metrics as metric_rows
+from circus.store import news as news_rows
 
 # Metrics periods: (label, hours back, date_trunc bucket).
 PERIODS = {"day": (24, "hour"), "week": (24 * 7, "day"), "month": (24 * 30, "day"),
@@ -48,7 +50,7 @@ async def home(request: web.Request) -> web.StreamResponse:
     recent = await build_list.recent(pool, 10)
     running = await pool.fetch(Q.dashboard_running)
     evals = await pool.fetch(Q.api_evaluations_list, None, None, None, 8, 0)
-    news = await pool.fetch(Q.news_list, 3, 0)
+    news = await news_rows.page(pool, 3, 0)
     return await render(request, "home.html", {
         "counts": counts, "projects": projects, "recent": recent, "running": running[:10],
         "evals": evals, "news": news, "live": True})
@@ -198,7 +200,7 @@ async def builds_list(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     wanted = filter_from(request)
     rows, build_pager = await build_page(pool, request, wanted)
-    systems = [r["system"] for r in await pool.fetch(Q.metrics_systems)]
+    systems = [r["system"] for r in await metric_rows.systems(pool)]
     return await render(request, "builds.html", {
         "builds": rows, "pager": build_pager, "statuses": STATUS_CHOICES, "systems": systems,
         "projects": await pool.fetch(Q.dashboard_project_names), "filter": wanted})
@@ -211,7 +213,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
     queued = await pool.fetch(Q.dashboard_queue_page, system, PAGE_SIZE, page_offset(request))
     total = await pool.fetchval(Q.dashboard_queue_count, system)
     running = await pool.fetch(Q.dashboard_running)
-    systems = await pool.fetch(Q.metrics_systems)
+    systems = await metric_rows.systems(pool)
     return await render(request, "queue.html", {
         "queued": queued, "running": running, "pager": pager(request, total),
         "systems": systems, "system": system or "", "live": True})
@@ -240,8 +242,8 @@ async def channel(request: web.Request) -> web.StreamResponse:
 @html_errors
 async def news(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
-    rows = await pool.fetch(Q.news_list, PAGE_SIZE, page_offset(request))
-    total = await pool.fetchval(Q.news_count)
+    rows = await news_rows.page(pool, PAGE_SIZE, page_offset(request))
+    total = await news_rows.count(pool)
     return await render(request, "news.html", {"items": rows, "pager": pager(request, total)})
 
 
@@ -296,8 +298,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, f"period: one of {', '.join(PERIODS)}")
     hours, bucket = PERIODS[period]
     project_id = params.query_id(request, "project_id")
-    counts = await pool.fetch(Q.metrics_builds_timeseries, bucket, hours, project_id)
-    durations = await pool.fetch(Q.metrics_duration_timeseries, bucket, hours, project_id)
+    counts = await metric_rows.series(pool, "builds", bucket, hours, project_id)
+    durations = await metric_rows.series(pool, "durations", bucket, hours, project_id)
     count_plot = svg.stacked_bars(
         "Builds finished",
         _filled(counts, hours, bucket,
@@ -316,4 +318,4 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         "count_plot": count_plot, "duration_plot": duration_plot, "period": period,
         "periods": PERIODS, "totals": totals, "project_id": project_id,
         "projects": await pool.fetch(Q.dashboard_project_names),
-        "systems": await pool.fetch(Q.metrics_systems)})
+        "systems": await metric_rows.systems(pool)})

@@ -1,0 +1,58 @@
+"""Figures about the whole system, read by /prometheus, /api/v1/metrics, the dashboard's
+metrics page and the admin status: builds per time bucket, durations, the build systems
+asked for, and the aggregate counts a scrape reports."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import asyncpg
+
+from circus.db.queries import Q
+
+Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
+# What a time series counts: finished builds, or the durations of successful ones.
+SERIES = {"builds": "metrics_builds_timeseries", "durations": "metrics_duration_timeseries"}
+
+
+async def series(conn: Conn, what: str, bucket: str, hours: int,
+                 project_id: int | None) -> list[asyncpg.Record]:
+    """One point per `bucket` over the last `hours` (of one project, or of all)."""
+    return list(await conn.fetch(Q[SERIES[what]], bucket, hours, project_id))
+
+
+async def systems(conn: Conn) -> list[asyncpg.Record]:
+    """(system, queued) of every build system builds have asked for."""
+    return list(await conn.fetch(Q.metrics_systems))
+
+
+async def build_counts(conn: Conn) -> list[asyncpg.Record]:
+    """(project_id, state, buildstatus, n): every build, counted."""
+    return list(await conn.fetch(Q.prometheus_builds))
+
+
+async def durations(conn: Conn) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(Q.prometheus_durations)
+    return row
+
+
+async def evaluation_counts(conn: Conn) -> dict[str, int]:
+    """How many evaluations are in each status."""
+    return {r["status"]: r["n"] for r in await conn.fetch(Q.prometheus_evaluations)}
+
+
+async def projects(conn: Conn) -> list[asyncpg.Record]:
+    return list(await conn.fetch(Q.prometheus_projects))
+
+
+async def optional_counts(conn: Conn) -> dict[str, int]:
+    """Rows of the tables a later migration adds (0 while it is missing)."""
+    tables = await conn.fetchrow(Q.prometheus_optional_tables)
+    return {name: (await conn.fetchval(Q[f"prometheus_{name}"]) if tables[name] else 0)
+            for name in ("channels", "remote_builders")}
+
+
+async def system_status(conn: Conn) -> asyncpg.Record:
+    """The admin status page's database, queue and evaluation counts."""
+    row: asyncpg.Record = await conn.fetchrow(Q.admin_system_status)
+    return row
