@@ -15,10 +15,9 @@ import asyncpg
 import attrs
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
-from circus.store import users
+from circus.store import sessions, users
 
 COOKIE = "circus_session"
 # The seed: "Session cookies are valid for 24 hours".
@@ -60,9 +59,9 @@ async def start(request: web.Request, *, user_id: int | None = None,
     csrf = secrets.token_urlsafe(32)
     async with ctx.pool.acquire() as conn, conn.transaction():
         # Expired rows go when someone logs in, which keeps the table small without a timer.
-        await conn.execute(Q.accounts_session_purge_expired)
-        await conn.fetchrow(Q.accounts_session_insert, _digest(token), csrf, user_id,
-                            api_key_id, float(LIFETIME))
+        await sessions.purge_expired(conn)
+        await sessions.insert(conn, _digest(token), csrf, user_id=user_id,
+                              api_key_id=api_key_id, lifetime=float(LIFETIME))
         if user_id is not None:
             await users.stamp_login(conn, user_id)
     session = await _lookup(ctx.pool, token)
@@ -100,7 +99,7 @@ async def current(request: web.Request) -> Session | None:
 
 
 async def _lookup(pool: asyncpg.Pool, token: str) -> Session | None:
-    row = await pool.fetchrow(Q.accounts_session_lookup, _digest(token))
+    row = await sessions.by_token(pool, _digest(token))
     if row is None:
         return None
     return Session(id=row["id"], name=row["name"], role=row["role"],
@@ -111,9 +110,8 @@ async def _lookup(pool: asyncpg.Pool, token: str) -> Session | None:
 async def end(request: web.Request, response: web.StreamResponse) -> bool:
     """Forget the request's session and clear its cookie; True when there was one."""
     token = request.cookies.get(COOKIE)
-    deleted = "DELETE 0"
+    deleted = False
     if token:
-        deleted = await request.app[CONTEXT].pool.execute(Q.accounts_session_delete,
-                                                          _digest(token))
+        deleted = await sessions.delete(request.app[CONTEXT].pool, _digest(token))
     response.del_cookie(COOKIE, path="/")
-    return deleted != "DELETE 0"
+    return deleted

@@ -28,7 +28,7 @@ from circus.server.http.openapi import (
 )
 from circus.services import login as logins
 from circus.services import passwords
-from circus.store import users
+from circus.store import sessions, users
 
 # The rule lives with the login operation (a name that cannot exist is never hashed).
 USERNAME_RE = logins.USERNAME_RE
@@ -150,7 +150,7 @@ async def update_user(request: web.Request) -> web.Response:
         async with pool.acquire() as conn, conn.transaction():
             # A new password, role or state ends the user's sessions (the trigger of
             # migration 0008), but not the admin's own when they edit themselves.
-            await conn.execute(Q.accounts_keep_session, auth.principal(request).session_id)
+            await sessions.keep(conn, auth.principal(request).session_id)
             row = await users.update(conn, user_id, username=username, email=email,
                                      full_name=full_name, role=role, enabled=enabled,
                                      password_hash=password_hash)
@@ -228,7 +228,7 @@ async def change_password(request: web.Request) -> web.Response:
     async with pool.acquire() as conn, conn.transaction():
         # Whoever else holds a session of this account loses it with the old password
         # (the trigger of migration 0008); this one stays.
-        await conn.execute(Q.accounts_keep_session, who.session_id)
+        await sessions.keep(conn, who.session_id)
         await users.set_password(conn, who.user_id or 0, new_hash)
     return responses.ok({"password_changed": True})
 

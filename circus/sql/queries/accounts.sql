@@ -1,28 +1,6 @@
--- Accounts: sessions, starred jobs, OAuth states (users: users.sql, API keys: apikeys.sql).
--- Nobody waits on these rows (a session is read when a request comes), so no writer here
+-- Accounts: starred jobs, OAuth states, login throttles (users: users.sql, sessions:
+-- sessions.sql, API keys: apikeys.sql). Nobody waits on these rows, so no writer here
 -- notifies the bus.
-
--- name: accounts_session_insert
-INSERT INTO sessions (token_hash, csrf_token, user_id, api_key_id, expires_at)
-VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
-RETURNING id, expires_at;
-
--- name: accounts_session_purge_expired
-DELETE FROM sessions WHERE expires_at < now();
-
--- name: accounts_session_lookup
--- The session behind a cookie with who it stands for; a disabled user, an expired
--- session or a deleted key finds nothing, so each stops working at once.
-SELECT s.id, s.csrf_token, s.user_id, s.api_key_id, s.expires_at,
-       coalesce(u.username, k.name) AS name, coalesce(u.role, k.role) AS role
-  FROM sessions s
-  LEFT JOIN users u ON u.id = s.user_id
-  LEFT JOIN api_keys k ON k.id = s.api_key_id
- WHERE s.token_hash = $1 AND s.expires_at > now()
-   AND (u.enabled OR k.id IS NOT NULL);
-
--- name: accounts_session_delete
-DELETE FROM sessions WHERE token_hash = $1;
 
 -- name: accounts_starred_list
 SELECT s.id, s.jobset_id, j.name AS jobset, p.id AS project_id, p.name AS project, s.job,
@@ -70,11 +48,6 @@ VALUES ($1, now() + make_interval(secs => $2));
 -- name: accounts_oauth_state_take
 -- A state is good for one callback.
 DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now() RETURNING state_hash;
-
--- name: accounts_keep_session
--- The session that survives this transaction's change of a user (see users_end_sessions
--- in migration 0008); 0 keeps none.
-SELECT set_config('circus.keep_session', coalesce($1::bigint, 0)::text, true);
 
 -- name: login_address_take
 -- Spend one password attempt of an address's bucket ($2 at most, refilled at $3 a
