@@ -90,7 +90,7 @@ async def trigger_to_evaluation(url: str, evals: int, tmp: Path) -> list[float]:
         # The first round waits for the process to start; it is not a handover.
         for rev in range(-1, evals):
             _commit(repo, rev)
-            row = await conn.fetchrow(Q.api_jobset_trigger, jobset)
+            row = await conn.fetchrow(Q.jobset_request_evaluation, jobset)
             latency = None
             while latency is None:
                 await asyncio.wait_for(changed.get(), 60)

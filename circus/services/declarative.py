@@ -13,6 +13,7 @@ from circus.app.config import DeclarativeConfig, DeclarativeJobset, DeclarativeU
 from circus.db.queries import Q
 from circus.services import passwords
 from circus.services.apikeys import hash_key
+from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
@@ -55,11 +56,9 @@ async def _apply_user(conn: asyncpg.Connection, user: DeclarativeUser) -> None:
 
 async def _apply_jobset(conn: asyncpg.Connection, project_id: int,
                         jobset: DeclarativeJobset) -> None:
-    await conn.execute(
-        Q.declare_jobset, project_id, jobset.name, jobset.nix_expression, jobset.flake,
-        jobset.branch, jobset.check_interval, 1 if jobset.enabled else 0, jobset.description,
-    )
-    jobset_id = await conn.fetchval(Q.jobset_id_by_name, project_id, jobset.name)
-    for item in jobset.inputs:
-        await conn.execute(Q.declare_jobset_input, jobset_id, item.name, item.type, item.value)
-    await conn.execute(Q.drop_undeclared_inputs, jobset_id, [i.name for i in jobset.inputs])
+    jobset_id = await jobset_store.declare(
+        conn, project_id, jobset.name, nix_expression=jobset.nix_expression,
+        flake=jobset.flake, branch=jobset.branch, check_interval=jobset.check_interval,
+        enabled=1 if jobset.enabled else 0, description=jobset.description)
+    await jobset_store.declare_inputs(conn, jobset_id, [(i.name, i.type, i.value)
+                                                        for i in jobset.inputs])

@@ -11,23 +11,21 @@ words the domain error it gets back its own way (Hydra's sentences, the API's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 import attrs
 import structlog
 
-from circus.db.queries import Q
 from circus.domain import roles
 from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.services import sources
 from circus.services.login import Principal
+from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
 
-# (name, type, value) of a jobset input.
-Input = tuple[str, str, str]
+Input = jobset_store.Input
 
 
 @attrs.frozen
@@ -59,7 +57,7 @@ class Jobset:
     keep_evaluations: int = 3
     hidden: bool = False
 
-    def row(self) -> tuple[Any, ...]:
+    def row(self) -> jobset_store.Fields:
         return (self.name, self.nix_expression, self.flake, self.branch, self.enabled,
                 self.check_interval, self.description, self.scheduling_shares,
                 self.keep_evaluations, self.hidden)
@@ -112,8 +110,7 @@ async def create_project(pool: asyncpg.Pool, who: Principal, policy: sources.Pol
     try:
         async with pool.acquire() as conn, conn.transaction():
             row = await project_store.insert(conn, project.row())
-            saved = [await conn.fetchrow(Q.jobset_insert, row["id"], *j.row())
-                     for j in jobsets]
+            saved = [await jobset_store.insert(conn, row["id"], j.row()) for j in jobsets]
     except asyncpg.UniqueViolationError:
         raise _duplicate_project(project.name) from None
     log.info("project created", project=project.name, who=who.name,
@@ -151,7 +148,7 @@ async def create_jobset(pool: asyncpg.Pool, who: Principal, project_id: int,
                         jobset: Jobset) -> asyncpg.Record:
     authorize(who, "create-jobset")
     try:
-        row: asyncpg.Record = await pool.fetchrow(Q.jobset_insert, project_id, *jobset.row())
+        row = await jobset_store.insert(pool, project_id, jobset.row())
     except asyncpg.UniqueViolationError:
         raise _duplicate_jobset(jobset.name) from None
     log.info("jobset created", project_id=project_id, jobset=jobset.name, who=who.name)
@@ -162,7 +159,7 @@ async def update_jobset(pool: asyncpg.Pool, who: Principal, project_id: int,
                         jobset_id: int, jobset: Jobset) -> asyncpg.Record:
     authorize(who, "update-jobset")
     try:
-        row = await pool.fetchrow(Q.jobset_update, project_id, jobset_id, *jobset.row())
+        row = await jobset_store.update(pool, project_id, jobset_id, jobset.row())
     except asyncpg.UniqueViolationError:
         raise _duplicate_jobset(jobset.name) from None
     if row is None:
@@ -174,7 +171,7 @@ async def update_jobset(pool: asyncpg.Pool, who: Principal, project_id: int,
 async def delete_jobset(pool: asyncpg.Pool, who: Principal, project_id: int,
                         jobset_id: int) -> int:
     authorize(who, "delete-jobset")
-    deleted: int | None = await pool.fetchval(Q.jobset_delete, project_id, jobset_id)
+    deleted = await jobset_store.delete(pool, project_id, jobset_id)
     if deleted is None:
         raise NotFound(f"jobset {jobset_id} not found")
     log.info("jobset deleted", project_id=project_id, jobset_id=jobset_id, who=who.name)
@@ -192,13 +189,10 @@ async def put_jobset(pool: asyncpg.Pool, who: Principal, project_id: int,
             if repository_url is not None:
                 await project_store.set_repository(conn, project_id, repository_url)
             if existing_id is None:
-                row = await conn.fetchrow(Q.jobset_insert, project_id, *jobset.row())
+                row = await jobset_store.insert(conn, project_id, jobset.row())
             else:
-                row = await conn.fetchrow(Q.jobset_update, project_id, existing_id,
-                                          *jobset.row())
-            await conn.execute(Q.jobset_inputs_clear, row["id"])
-            await conn.execute(Q.jobset_inputs_insert, row["id"], [i[0] for i in inputs],
-                               [i[1] for i in inputs], [i[2] for i in inputs])
+                row = await jobset_store.update(conn, project_id, existing_id, jobset.row())
+            await jobset_store.replace_inputs(conn, row["id"], inputs)
     except asyncpg.UniqueViolationError:
         raise _duplicate_jobset(jobset.name) from None
     log.info("jobset saved", project_id=project_id, jobset=jobset.name, who=who.name,

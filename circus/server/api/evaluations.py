@@ -25,6 +25,7 @@ from circus.server.http.openapi import (
     page_of,
     query,
 )
+from circus.store import jobsets as jobset_store
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +90,7 @@ async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
     if "project" in body or "jobset" in body:
         project = params.text(body, "project")
         jobset = params.text(body, "jobset")
-        found: int | None = await pool.fetchval(Q.api_jobset_id_for_names, project, jobset)
+        found = await jobset_store.id_by_names(pool, project, jobset)
         if found is None:
             raise not_found(f"jobset {project}:{jobset}")
         return found
@@ -108,7 +109,7 @@ async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
 async def trigger(request: web.Request) -> web.Response:
     body = await params.json_body(request)
     jobset_id = await _trigger_target(request, body)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.api_jobset_trigger, jobset_id)
+    row = await jobset_store.request_evaluation(request.app[CONTEXT].pool, jobset_id)
     if row is None:
         raise not_found(f"jobset {jobset_id}")
     log.info("evaluation requested", jobset=row["name"], jobset_id=jobset_id)

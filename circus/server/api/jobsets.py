@@ -8,7 +8,6 @@ import asyncpg
 import attrs
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.api.projects import answered, resolve_project_id
 from circus.server.http import params, responses, safety
@@ -27,6 +26,7 @@ from circus.server.http.openapi import (
     page_of,
 )
 from circus.services import projects
+from circus.store import jobsets as jobset_store
 
 INPUT_TYPES = ("string", "boolean", "nix", "path", "git")
 
@@ -85,10 +85,10 @@ async def resolve_jobset_id(request: web.Request, project_id: int, field: str = 
     pool = request.app[CONTEXT].pool
     found = None
     if raw.isdigit() and int(raw) <= params.MAX_ID:
-        row = await pool.fetchrow(Q.jobset_get, project_id, int(raw))
+        row = await jobset_store.get(pool, project_id, int(raw))
         found = row["id"] if row else None
     if found is None:
-        found = await pool.fetchval(Q.jobset_id_by_name, project_id, raw)
+        found = await jobset_store.id_by_name(pool, project_id, raw)
     if found is None:
         raise not_found(f"jobset {raw!r} in project {project_id}")
     return int(found)
@@ -100,8 +100,8 @@ async def list_jobsets(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "id")
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.jobsets_list, project_id, page.limit, page.offset)
-    total = await pool.fetchval(Q.api_jobsets_count, project_id)
+    items = await jobset_store.page(pool, project_id, page.limit, page.offset)
+    total = await jobset_store.count(pool, project_id)
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
@@ -121,7 +121,7 @@ async def create_jobset(request: web.Request) -> web.Response:
 async def get_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id)
-    row = await request.app[CONTEXT].pool.fetchrow(Q.jobset_get, project_id, jobset_id)
+    row = await jobset_store.get(request.app[CONTEXT].pool, project_id, jobset_id)
     if row is None:
         raise not_found(f"jobset {jobset_id}")
     return responses.ok(dict(row))
@@ -136,7 +136,7 @@ async def update_jobset(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id)
     body = await params.json_body(request)
-    current = await pool.fetchrow(Q.jobset_get, project_id, jobset_id)
+    current = await jobset_store.get(pool, project_id, jobset_id)
     if current is None:
         raise not_found(f"jobset {jobset_id}")
     spec = JobsetSpec.from_body(body, projects.jobset_of(current))
@@ -167,7 +167,7 @@ def input_json(row: asyncpg.Record) -> dict[str, Any]:
 async def list_inputs(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id, "jid")
-    items = await request.app[CONTEXT].pool.fetch(Q.api_jobset_inputs_list, jobset_id)
+    items = await jobset_store.inputs(request.app[CONTEXT].pool, jobset_id)
     rows = [input_json(r) for r in items]
     return responses.ok(responses.page(rows, len(rows), len(rows), 0))
 
@@ -187,7 +187,7 @@ async def create_input(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     safety.check_inputs(auth.principal(request), [(name, kind, value)], ctx.config, "value")
     try:
-        row = await ctx.pool.fetchrow(Q.api_jobset_input_insert, jobset_id, name, kind, value)
+        row = await jobset_store.add_input(ctx.pool, jobset_id, name, kind, value)
     except asyncpg.UniqueViolationError:
         raise conflict(f"name: an input named {name!r} already exists in this jobset") from None
     return responses.ok(input_json(row), status=201)
@@ -200,8 +200,7 @@ async def delete_input(request: web.Request) -> web.Response:
     project_id = await resolve_project_id(request, "project_id")
     jobset_id = await resolve_jobset_id(request, project_id, "jid")
     input_id = params.path_id(request, "id", "input")
-    deleted = await request.app[CONTEXT].pool.fetchval(Q.api_jobset_input_delete, jobset_id,
-                                                        input_id)
+    deleted = await jobset_store.delete_input(request.app[CONTEXT].pool, jobset_id, input_id)
     if deleted is None:
         raise not_found(f"input {input_id}")
     return responses.ok({"id": deleted, "deleted": True})

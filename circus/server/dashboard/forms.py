@@ -27,6 +27,7 @@ from circus.server.http.keys import CONTEXT
 from circus.services import build_actions, projects
 from circus.services import login as logins
 from circus.services.sources import Policy
+from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
@@ -215,10 +216,12 @@ async def create_jobset(request: web.Request) -> web.StreamResponse:
 @auth.requires(auth.TRIGGER)
 async def trigger(request: web.Request) -> web.StreamResponse:
     jobset_id = params.path_id(request, "id", "jobset")
-    row = await request.app[CONTEXT].pool.fetchrow(Q.api_jobset_trigger, jobset_id)
-    if row is None:
+    pool = request.app[CONTEXT].pool
+    jobset = None
+    if await jobset_store.request_evaluation(pool, jobset_id) is not None:
+        jobset = await jobset_store.by_id(pool, jobset_id)
+    if jobset is None:  # or deleted since: there is no page to go back to
         raise not_found(f"jobset {jobset_id}")
-    jobset = await request.app[CONTEXT].pool.fetchrow(Q.dashboard_jobset_by_id, jobset_id)
     log.info("evaluation requested from the dashboard", jobset_id=jobset_id)
     raise redirect(f"/jobset/{jobset['project']}/{jobset['name']}",
                    "Evaluation requested: the evaluator picks it up now.")

@@ -27,6 +27,7 @@ from circus.server.hydra import shapes
 from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
 from circus.server.hydra.dispatch import principal, require
 from circus.services import projects, sources
+from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
 
 log = structlog.get_logger(__name__)
@@ -120,7 +121,7 @@ async def delete_project(request: web.Request) -> web.Response:
 
 
 async def _jobset_json(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any]:
-    inputs = await pool.fetch(Q.hydra_jobset_inputs, [row["id"]])
+    inputs = await jobset_store.inputs_of(pool, [row["id"]])
     # Credentials inside URLs are masked alike, so the shape still finds the main input.
     shown = {**dict(row), "repository_url": safety.shown_url(row["repository_url"])}
     return shapes.jobset(shown, [{**dict(i), "value": safety.shown_url(i["value"])}
@@ -130,7 +131,7 @@ async def _jobset_json(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, Any
 async def get_jobset(request: web.Request) -> web.Response:
     project, name = request.match_info["project"], request.match_info["jobset"]
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.hydra_jobset, project, name)
+    row = await jobset_store.by_names(pool, project, name)
     if row is None:
         if await project_store.by_name(pool, project) is None:
             raise project_missing(project)
@@ -192,7 +193,7 @@ async def put_jobset(request: web.Request) -> web.Response:
     owner = await project_store.by_name(pool, project)
     if owner is None:
         raise project_missing(project)
-    exists = await pool.fetchrow(Q.hydra_jobset, project, name)
+    exists = await jobset_store.by_names(pool, project, name)
     with _answered("jobset", name):
         projects.authorize(who, "update-jobset" if exists else "create-jobset")
     if not NAME_RE.fullmatch(name):
@@ -207,7 +208,7 @@ async def put_jobset(request: web.Request) -> web.Response:
     safety.check_git_url(url, ctx.config)
     safety.check_repository_change(who, current, url)
     safety.check_inputs(who, _extra_inputs(inputs, url, flake, body), ctx.config)
-    others = await pool.fetchval(Q.hydra_project_other_jobsets, owner["id"], name)
+    others = await jobset_store.count_others(pool, owner["id"], name)
     if current and current != url and others:
         raise bad(f"Project {q(project)} evaluates {q(current)}: Circus evaluates one "
                   f"repository per project, so put a jobset on {q(url)} in its own project.")
@@ -262,7 +263,7 @@ async def delete_jobset(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     with _answered("jobset", name):
         projects.authorize(who, "delete-jobset")
-        found = await pool.fetchrow(Q.hydra_jobset, project, name)
+        found = await jobset_store.by_names(pool, project, name)
         if found is None:
             raise NotFound(name)
         await projects.delete_jobset(pool, who, found["project_id"], found["id"])
@@ -270,7 +271,7 @@ async def delete_jobset(request: web.Request) -> web.Response:
 
 
 async def _jobset_id(pool: asyncpg.Pool, project: str, name: str) -> int:
-    row = await pool.fetchrow(Q.hydra_jobset, project, name)
+    row = await jobset_store.by_names(pool, project, name)
     if row is None:
         raise jobset_missing(name)
     found: int = row["id"]
@@ -313,7 +314,7 @@ async def api_jobsets(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     if await project_store.by_name(pool, project) is None:
         raise project_missing(project)
-    rows = await pool.fetch(Q.hydra_jobsets_overview, project)
+    rows = await jobset_store.overview(pool, project)
     return web.json_response([shapes.overview(r) for r in rows])
 
 
@@ -337,8 +338,8 @@ async def api_push(request: web.Request) -> web.Response:
         await _cross_site_get(request)
     await require(request, auth.TRIGGER)
     wanted = [j for j in request.query.get("jobsets", "").split(",") if j.strip()]
-    rows = await request.app[CONTEXT].pool.fetch(Q.hydra_jobset_trigger, wanted)
-    triggered = sorted(r["label"] for r in rows)
+    triggered = sorted(await jobset_store.request_evaluations(request.app[CONTEXT].pool,
+                                                              wanted))
     # force=1 asks Hydra to evaluate even unchanged inputs; the Circus evaluator already
     # does for a triggered jobset whose last evaluation failed, and skips otherwise.
     log.info("hydra push", jobsets=triggered, force=request.query.get("force"))

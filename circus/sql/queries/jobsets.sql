@@ -1,4 +1,4 @@
--- Jobsets and their inputs for /api/v1/projects/{id}/jobsets, and the trigger.
+-- Jobsets and their inputs (run by circus/store/jobsets.py), and asking for an evaluation.
 
 -- name: jobsets_list
 SELECT * FROM jobsets WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3;
@@ -6,21 +6,47 @@ SELECT * FROM jobsets WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3;
 -- name: api_jobsets_count
 SELECT count(*) FROM jobsets WHERE project_id = $1;
 
+-- name: jobsets_count_other_than
+-- The project's jobsets not named $2: those share the project's one repository.
+SELECT count(*) FROM jobsets WHERE project_id = $1 AND name <> $2;
+
+-- name: jobsets_overview
+-- /api/jobsets: each jobset of a project with the build counts of its latest evaluation.
+SELECT j.name, p.name AS project, j.check_interval, j.error_message, j.error_time,
+       j.last_checked_at, j.trigger_time,
+       (SELECT e.started_at FROM evaluations e
+         WHERE e.jobset_id = j.id AND e.status = 'running'
+         ORDER BY e.id DESC LIMIT 1) AS eval_started_at,
+       COALESCE(c.total, 0) AS nrtotal, COALESCE(c.scheduled, 0) AS nrscheduled,
+       COALESCE(c.failed, 0) AS nrfailed, COALESCE(c.succeeded, 0) AS nrsucceeded
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE b.state <> 'finished') AS scheduled,
+               count(*) FILTER (WHERE b.buildstatus <> 0) AS failed,
+               count(*) FILTER (WHERE b.buildstatus = 0) AS succeeded
+          FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+         WHERE eb.evaluation_id = (SELECT e.id FROM evaluations e WHERE e.jobset_id = j.id
+                                    ORDER BY e.id DESC LIMIT 1)) c ON true
+ WHERE p.name = $1
+ ORDER BY j.name;
+
 -- name: jobset_get
 SELECT * FROM jobsets WHERE project_id = $1 AND id = $2;
 
 -- name: api_jobset_inputs_list
 SELECT * FROM jobset_inputs WHERE jobset_id = $1 ORDER BY name;
 
--- name: api_jobset_input_insert
+-- name: jobset_input_insert
 INSERT INTO jobset_inputs (jobset_id, name, type, value)
 VALUES ($1, $2, $3, $4)
 RETURNING *;
 
--- name: api_jobset_input_delete
+-- name: jobset_input_delete
 DELETE FROM jobset_inputs WHERE jobset_id = $1 AND id = $2 RETURNING id;
 
--- name: api_jobset_trigger
+-- name: jobset_request_evaluation
 -- The evaluator takes trigger_time as "evaluate now"; the NOTIFY wakes it, and is sent
 -- only if this statement commits.
 UPDATE jobsets SET trigger_time = now()
@@ -28,8 +54,27 @@ UPDATE jobsets SET trigger_time = now()
 RETURNING id, project_id, name, trigger_time,
           pg_notify('circus_eval_requested', id::text) AS notified;
 
--- name: api_jobset_id_for_names
+-- name: jobsets_request_evaluation_by_label
+-- Triggers the named jobsets ($1 'project:jobset' strings) that exist; the NOTIFY wakes
+-- the evaluator only if this statement commits.
+UPDATE jobsets j SET trigger_time = now()
+  FROM projects p
+ WHERE p.id = j.project_id AND p.name || ':' || j.name = ANY($1::text[])
+RETURNING p.name || ':' || j.name AS label,
+          pg_notify('circus_eval_requested', j.id::text) AS notified;
+
+-- name: jobset_id_by_names
 SELECT j.id FROM jobsets j JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2;
+
+-- name: jobset_by_names
+-- The jobset with its project's repository and when its running evaluation started.
+SELECT j.*, p.name AS project, p.repository_url,
+       (SELECT e.started_at FROM evaluations e
+         WHERE e.jobset_id = j.id AND e.status = 'running'
+         ORDER BY e.id DESC LIMIT 1) AS eval_started_at
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
  WHERE p.name = $1 AND j.name = $2;
 
 -- name: jobset_id_by_name
