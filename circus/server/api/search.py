@@ -17,6 +17,7 @@ from circus.server.http.errors import ApiError, bad_field
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, STR, TIME, arr, doc, nullable, obj, query
 from circus.server.hydra import shapes
+from circus.store import search as search_rows
 
 STORE_DIR = "/nix/store/"
 MAX_QUERY = 200
@@ -63,29 +64,18 @@ def _limit(request: web.Request, default: int) -> int:
     return min(params.page(request).limit, MAX_LIMIT)
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _prefix_range(prefix: str) -> tuple[str, str]:
-    """[prefix, upper): every string that starts with `prefix`, in byte order."""
-    return prefix, prefix + "\U0010ffff"
-
-
 async def search_all(pool: asyncpg.Pool, text: str, limit: int) -> dict[str, Any]:
-    like = _like(text)
-    jobs = await pool.fetch(Q.search_jobs, *_prefix_range(text), limit)
+    jobs = await search_rows.jobs(pool, text, limit)
     builds: list[dict[str, Any]] = []
     path = text if text.startswith("/") else STORE_DIR + text
-    for row in await pool.fetch(Q.search_builds_by_path, *_prefix_range(path), limit):
+    for row in await search_rows.builds_by_path(pool, path, limit):
         item = dict(row)
         item["status"] = buildstatus.name(item.pop("state"), item.pop("buildstatus"))
         builds.append(item)
     return {
         "query": text,
-        "projects": responses.rows(await pool.fetch(Q.search_projects, like, limit)),
-        "jobsets": responses.rows(await pool.fetch(Q.search_jobsets, like, limit)),
+        "projects": responses.rows(await search_rows.projects(pool, text, limit)),
+        "jobsets": responses.rows(await search_rows.jobsets(pool, text, limit)),
         "jobs": responses.rows(jobs),
         "builds": builds,
     }
@@ -137,17 +127,15 @@ def hydra_query(request: web.Request) -> str:
 async def hydra_search(pool: asyncpg.Pool, text: str) -> dict[str, Any]:
     """Hydra's /search document in a fixed number of statements (nine), each returning
     at most HYDRA_LIMIT rows, however many projects, jobsets or builds match."""
-    pattern = _like(text)
-    projects = await pool.fetch(Q.search_hydra_projects, pattern, HYDRA_LIMIT)
-    jobsets = await pool.fetch(Q.search_hydra_jobsets, pattern, HYDRA_LIMIT)
+    projects = await search_rows.projects_whole(pool, text, HYDRA_LIMIT)
+    jobsets = await search_rows.jobsets_whole(pool, text, HYDRA_LIMIT)
     inputs: dict[int, list[Any]] = {r["id"]: [] for r in jobsets}
     for row in await pool.fetch(Q.hydra_jobset_inputs, list(inputs)):
         inputs[row["jobset_id"]].append(row)
-    by_job = await pool.fetch(Q.search_hydra_builds_by_job, *_prefix_range(text), HYDRA_LIMIT)
-    by_out = await pool.fetch(Q.hydra_search_builds_by_path, text, HYDRA_LIMIT)
-    by_drv = {r["id"] for r in await pool.fetch(Q.hydra_search_builds_by_drv, text,
-                                                 HYDRA_LIMIT)}
-    found = {r["id"] for r in by_job} | {r["id"] for r in by_out}
+    by_job = await search_rows.latest_successes_by_job(pool, text, HYDRA_LIMIT)
+    by_out = await search_rows.builds_with_output(pool, text, HYDRA_LIMIT)
+    by_drv = set(await search_rows.builds_of_drv(pool, text, HYDRA_LIMIT))
+    found = set(by_job) | set(by_out)
     # One shaping of every build: its five queries run once, not per kind.
     docs = await shapes.builds(pool, sorted(found | by_drv))
     return {

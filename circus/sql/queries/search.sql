@@ -45,7 +45,7 @@ SELECT b.id, b.job, b.jobset_id, j.name AS jobset, b.project_id, p.name AS proje
 -- Hydra's GET /search?query=: a fixed number of statements whatever matches (documents
 -- come whole from these, not one query per hit), each bounded by $3 / $2 rows.
 
--- name: search_hydra_projects
+-- name: search_projects_whole
 -- $1 ILIKE pattern, $2 limit; the columns of hydra_project.
 SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER BY j.name)
        AS jobsets
@@ -53,7 +53,7 @@ SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER B
  WHERE p.name ILIKE $1 OR p.display_name ILIKE $1 OR p.description ILIKE $1
  ORDER BY p.name LIMIT $2;
 
--- name: search_hydra_jobsets
+-- name: search_jobsets_whole
 -- $1 ILIKE pattern, $2 limit; the columns of hydra_jobset.
 SELECT j.*, p.name AS project, p.repository_url,
        (SELECT e.started_at FROM evaluations e
@@ -64,7 +64,7 @@ SELECT j.*, p.name AS project, p.repository_url,
  WHERE j.name ILIKE $1 OR j.description ILIKE $1
  ORDER BY p.name, j.name LIMIT $2;
 
--- name: search_hydra_builds_by_job
+-- name: search_builds_by_job
 -- The newest successful build of each job whose name starts with the text ([$1, $2)
 -- on builds_job_search_idx: a substring would read every build), at most $3 jobs.
 SELECT m.id
@@ -76,3 +76,11 @@ SELECT m.id
                       WHERE b.jobset_id = s.jobset_id AND b.job = s.job
                         AND b.buildstatus = 0
                       ORDER BY b.id DESC LIMIT 1) m;
+
+-- name: search_builds_with_output
+-- Builds with an output at exactly this store path (Hydra's "buildsdrv" use the drv).
+SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
+ ORDER BY build_id DESC LIMIT $2;
+
+-- name: search_builds_of_drv
+SELECT id FROM builds WHERE drv_path = $1 ORDER BY id DESC LIMIT $2;
