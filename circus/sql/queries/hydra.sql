@@ -39,13 +39,5 @@ SELECT evaluation_id, build_id FROM evaluation_builds
  WHERE evaluation_id = ANY($1::bigint[])
  ORDER BY evaluation_id, build_id;
 
--- name: hydra_search_builds_by_path
--- Builds with an output at exactly this store path (Hydra's "buildsdrv" use the drv).
-SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
- ORDER BY build_id DESC LIMIT $2;
-
--- name: hydra_search_builds_by_drv
-SELECT id FROM builds WHERE drv_path = $1 ORDER BY id DESC LIMIT $2;
-
 -- name: hydra_eval_build_ids
 SELECT build_id FROM evaluation_builds WHERE evaluation_id = $1 ORDER BY build_id;
