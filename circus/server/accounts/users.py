@@ -7,7 +7,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.accounts import login as accounts
 from circus.server.http import params, responses
@@ -28,7 +27,7 @@ from circus.server.http.openapi import (
 )
 from circus.services import login as logins
 from circus.services import passwords
-from circus.store import sessions, users
+from circus.store import sessions, starred, users
 
 # The rule lives with the login operation (a name that cannot exist is never hashed).
 USERNAME_RE = logins.USERNAME_RE
@@ -239,9 +238,9 @@ async def change_password(request: web.Request) -> web.Response:
 async def list_starred(request: web.Request) -> web.Response:
     page = params.page(request)
     pool = request.app[CONTEXT].pool
-    user_id = auth.principal(request).user_id
-    items = await pool.fetch(Q.accounts_starred_list, user_id, page.limit, page.offset)
-    total = await pool.fetchval(Q.accounts_starred_count, user_id)
+    user_id = auth.principal(request).user_id or 0
+    items = await starred.page(pool, user_id, page.limit, page.offset)
+    total = await starred.count(pool, user_id)
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
@@ -258,11 +257,13 @@ async def star_job(request: web.Request) -> web.Response:
     job = _short(body, "job", "")
     if not job:
         raise bad_field("job", "is required")
-    if await pool.fetchval(Q.accounts_jobset_exists, jobset_id) is None:
+    found = await starred.add(pool, auth.principal(request).user_id or 0, jobset_id, job)
+    if found is None:
         raise not_found(f"jobset {jobset_id}")
-    found = await pool.fetchrow(Q.accounts_starred_insert, auth.principal(request).user_id,
-                                jobset_id, job)
-    row = await pool.fetchrow(Q.accounts_starred_get, found["id"])
+    row = await starred.get(pool, found["id"])
+    if row is None:
+        # Unstarred (or its jobset deleted) by another request in between.
+        raise not_found(f"starred job {found['id']}")
     return responses.ok(dict(row), status=201 if found["created"] else 200)
 
 
@@ -270,8 +271,8 @@ async def star_job(request: web.Request) -> web.Response:
 @auth.requires_user
 async def unstar_job(request: web.Request) -> web.Response:
     star_id = params.path_id(request, what="starred job")
-    deleted = await request.app[CONTEXT].pool.fetchval(
-        Q.accounts_starred_delete, star_id, auth.principal(request).user_id)
+    deleted = await starred.delete(request.app[CONTEXT].pool, star_id,
+                                   auth.principal(request).user_id or 0)
     if deleted is None:
         raise not_found(f"starred job {star_id}")
     return responses.ok({"id": deleted, "deleted": True})

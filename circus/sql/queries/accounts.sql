@@ -1,44 +1,6 @@
--- Accounts: starred jobs, OAuth states, login throttles (users: users.sql, sessions:
--- sessions.sql, API keys: apikeys.sql). Nobody waits on these rows, so no writer here
--- notifies the bus.
-
--- name: accounts_starred_list
-SELECT s.id, s.jobset_id, j.name AS jobset, p.id AS project_id, p.name AS project, s.job,
-       s.created_at
-  FROM starred_jobs s
-  JOIN jobsets j ON j.id = s.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE s.user_id = $1
- ORDER BY s.id LIMIT $2 OFFSET $3;
-
--- name: accounts_starred_count
-SELECT count(*) FROM starred_jobs WHERE user_id = $1;
-
--- name: accounts_starred_insert
--- Starring twice is the same star: the second call finds the first.
-WITH added AS (
-    INSERT INTO starred_jobs (user_id, jobset_id, job) VALUES ($1, $2, $3)
-    ON CONFLICT (user_id, jobset_id, job) DO NOTHING
-    RETURNING id, true AS created
-)
-SELECT id, created FROM added
-UNION ALL
-SELECT id, false FROM starred_jobs
- WHERE user_id = $1 AND jobset_id = $2 AND job = $3 AND NOT EXISTS (SELECT FROM added);
-
--- name: accounts_starred_get
-SELECT s.id, s.jobset_id, j.name AS jobset, p.id AS project_id, p.name AS project, s.job,
-       s.created_at
-  FROM starred_jobs s
-  JOIN jobsets j ON j.id = s.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE s.id = $1;
-
--- name: accounts_starred_delete
-DELETE FROM starred_jobs WHERE id = $1 AND user_id = $2 RETURNING id;
-
--- name: accounts_jobset_exists
-SELECT id FROM jobsets WHERE id = $1;
+-- Accounts: OAuth states, login throttles (users: users.sql, sessions: sessions.sql, API
+-- keys: apikeys.sql, starred jobs: starred.sql). Nobody waits on these rows, so no writer
+-- here notifies the bus.
 
 -- name: accounts_oauth_state_insert
 WITH purged AS (DELETE FROM oauth_states WHERE expires_at < now())

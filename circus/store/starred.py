@@ -1,0 +1,44 @@
+"""Starred jobs: the jobs a user follows, each a jobset and a job name, with the names of
+its jobset and project as /api/v1/me/starred-jobs shows them."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import asyncpg
+
+from circus.db.queries import Q
+
+Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+async def page(conn: Conn, user_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
+    """The user's stars by id, with jobset and project names."""
+    return list(await conn.fetch(Q.accounts_starred_list, user_id, limit, offset))
+
+
+async def count(conn: Conn, user_id: int) -> int:
+    total: int = await conn.fetchval(Q.accounts_starred_count, user_id)
+    return total
+
+
+async def add(conn: Conn, user_id: int, jobset_id: int, job: str) -> asyncpg.Record | None:
+    """(id, created) of the user's star on that job: made now, or found when it was
+    there already (created false). None when there is no such jobset."""
+    if await conn.fetchval(Q.jobset_id_if_exists, jobset_id) is None:
+        return None
+    row: asyncpg.Record = await conn.fetchrow(Q.accounts_starred_insert, user_id,
+                                              jobset_id, job)
+    return row
+
+
+async def get(conn: Conn, star_id: int) -> asyncpg.Record | None:
+    """The star, as `page` shows it."""
+    row: asyncpg.Record | None = await conn.fetchrow(Q.starred_get, star_id)
+    return row
+
+
+async def delete(conn: Conn, star_id: int, user_id: int) -> int | None:
+    """The id of the star deleted; None when the user has no such star."""
+    deleted: int | None = await conn.fetchval(Q.accounts_starred_delete, star_id, user_id)
+    return deleted
