@@ -22,12 +22,12 @@ import structlog
 from aiohttp import web
 
 from circus.app.config import GithubOAuthConfig
-from circus.db.queries import Q
 from circus.server.accounts import login as accounts
 from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import STR, doc, query
 from circus.services import login as logins
+from circus.store import oauth_states
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +58,8 @@ def _redirect_uri(request: web.Request, github: GithubOAuthConfig) -> str:
 async def start(request: web.Request) -> web.StreamResponse:
     github = _config(request)
     state = secrets.token_urlsafe(32)
-    await request.app[CONTEXT].pool.execute(Q.accounts_oauth_state_insert, _digest(state),
-                                            float(STATE_LIFETIME))
+    await oauth_states.remember(request.app[CONTEXT].pool, _digest(state),
+                                float(STATE_LIFETIME))
     query = urlencode({"client_id": github.client_id, "state": state, "scope": SCOPE,
                        "redirect_uri": _redirect_uri(request, github)})
     response = web.Response(status=302, headers={"Location": f"{github.authorize_url}?{query}"})
@@ -83,9 +83,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     remembered = request.cookies.get(STATE_COOKIE, "")
     if not remembered or not hmac.compare_digest(remembered.encode(), state.encode()):
         raise ApiError(400, "state: does not match the login this browser started")
-    taken = await request.app[CONTEXT].pool.fetchval(Q.accounts_oauth_state_take,
-                                                     _digest(state))
-    if taken is None:
+    if not await oauth_states.take(request.app[CONTEXT].pool, _digest(state)):
         raise ApiError(400, "state: unknown, expired or already used; log in again")
     profile = await _github_user(github, code, _redirect_uri(request, github))
     try:

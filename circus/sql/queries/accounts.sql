@@ -1,15 +1,6 @@
--- Accounts: OAuth states, login throttles (users: users.sql, sessions: sessions.sql, API
--- keys: apikeys.sql, starred jobs: starred.sql). Nobody waits on these rows, so no writer
--- here notifies the bus.
-
--- name: accounts_oauth_state_insert
-WITH purged AS (DELETE FROM oauth_states WHERE expires_at < now())
-INSERT INTO oauth_states (state_hash, expires_at)
-VALUES ($1, now() + make_interval(secs => $2));
-
--- name: accounts_oauth_state_take
--- A state is good for one callback.
-DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now() RETURNING state_hash;
+-- Accounts: login throttles (users: users.sql, sessions: sessions.sql, API keys:
+-- apikeys.sql, starred jobs: starred.sql, OAuth states: oauth.sql). Nobody waits on these
+-- rows, so no writer here notifies the bus.
 
 -- name: login_address_take
 -- Spend one password attempt of an address's bucket ($2 at most, refilled at $3 a
