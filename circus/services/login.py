@@ -40,11 +40,10 @@ import attrs
 import structlog
 
 from circus.app.config import ServerConfig
-from circus.db.queries import Q
 from circus.domain import roles
 from circus.services import passwords
 from circus.services.apikeys import hash_key
-from circus.store import apikeys, users
+from circus.store import apikeys, login_throttle, users
 
 log = structlog.get_logger(__name__)
 
@@ -222,21 +221,18 @@ def check_origin(client: Client) -> None:
 
 
 async def _take_address(pool: asyncpg.Pool, limits: Limits, address: str) -> None:
-    spent = await pool.fetchval(Q.login_address_take, address, float(limits.burst),
-                                limits.per_second)
-    if spent is None:
-        wait = await pool.fetchval(Q.login_address_wait, address, float(limits.burst),
-                                   limits.per_second)
+    if not await login_throttle.take_address(pool, address, limits.burst, limits.per_second):
+        wait = await login_throttle.address_wait(pool, address, limits.burst,
+                                                 limits.per_second)
         raise Throttled(f"too many login attempts from this address: try again in "
                         f"{_seconds(wait)} s", _seconds(wait))
 
 
 async def _take_account(pool: asyncpg.Pool, limits: Limits, username: str) -> None:
-    counted = await pool.fetchval(Q.login_account_take, username, limits.free_failures,
-                                  limits.backoff_max)
-    if counted is None:
-        wait = await pool.fetchval(Q.login_account_wait, username, limits.free_failures,
-                                   limits.backoff_max)
+    if not await login_throttle.take_account(pool, username, limits.free_failures,
+                                             limits.backoff_max):
+        wait = await login_throttle.account_wait(pool, username, limits.free_failures,
+                                                 limits.backoff_max)
         raise Throttled(f"too many failed logins for {username!r}: try again in "
                         f"{_seconds(wait)} s", _seconds(wait))
 
@@ -258,13 +254,12 @@ async def begin(pool: asyncpg.Pool, limits: Limits, client: Client, username: st
 
 
 async def succeeded(pool: asyncpg.Pool, username: str) -> None:
-    await pool.execute(Q.login_account_clear, username)
+    await login_throttle.clear_account(pool, username)
 
 
 async def failed(pool: asyncpg.Pool, limits: Limits) -> None:
     # A failure is when the throttle tables grow, so it is when they are swept.
-    await pool.execute(Q.login_throttle_purge, float(limits.backoff_max),
-                       limits.burst / limits.per_second)
+    await login_throttle.purge(pool, limits.backoff_max, limits.burst / limits.per_second)
 
 
 async def password_login(pool: asyncpg.Pool, limits: Limits, client: Client,

@@ -1,6 +1,6 @@
--- Accounts: login throttles (users: users.sql, sessions: sessions.sql, API keys:
--- apikeys.sql, starred jobs: starred.sql, OAuth states: oauth.sql). Nobody waits on these
--- rows, so no writer here notifies the bus.
+-- Login throttles: a token bucket per client address and a run of failures per account
+-- name, which decide before any password is hashed whether an attempt may go ahead
+-- (services/login.py). Nobody waits on these rows, so no writer here notifies the bus.
 
 -- name: login_address_take
 -- Spend one password attempt of an address's bucket ($2 at most, refilled at $3 a
