@@ -8,7 +8,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.accounts.users import USERNAME_RE
 from circus.server.dashboard.forms import form_fields
@@ -26,6 +25,7 @@ from circus.server.http.keys import CONTEXT
 from circus.services import passwords
 from circus.services.apikeys import hash_key, new_key
 from circus.store import apikeys
+from circus.store import metrics as metric_rows
 from circus.store import users as user_rows
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ async def _admin_page(request: web.Request, new_key_text: str | None = None,
                       new_key_name: str | None = None) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     pool = ctx.pool
-    system = await pool.fetchrow(Q.admin_system_status)
+    system = await metric_rows.system_status(pool)
     keys = await apikeys.page(pool, PAGE_SIZE, page_offset(request))
     total = await apikeys.count(pool)
     # Remote builders have no backend yet: show what the configuration declares.
