@@ -60,6 +60,11 @@ async def evaluation_ids(conn: Conn, ids: Sequence[int]) -> dict[int, list[int]]
     return {build_id: [r["evaluation_id"] for r in found] for build_id, found in rows.items()}
 
 
+async def product(conn: Conn, build_id: int, product_nr: int) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(Q.build_product, build_id, product_nr)
+    return row
+
+
 async def steps(conn: Conn, build_id: int) -> list[asyncpg.Record]:
     """The derivations Nix built or substituted for it, in order."""
     return list(await conn.fetch(Q.build_steps, build_id))

@@ -51,6 +51,14 @@ class Extent:
     folded: bool
 
 
+async def state(conn: asyncpg.Connection, build_id: int) -> asyncpg.Record | None:
+    """(state, buildstatus, folded) of the build; None when there is no such build. Read
+    in one REPEATABLE READ transaction with the log itself: then it sees either the whole
+    folded log or every chunk so far."""
+    row: asyncpg.Record | None = await conn.fetchrow(Q.build_log_state, build_id)
+    return row
+
+
 async def extent(conn: asyncpg.Connection, build_id: int) -> Extent | None:
     """How long the log is and in which form; None when the build wrote no log."""
     row = await conn.fetchrow(Q.logstore_extent, build_id)

@@ -21,7 +21,6 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from circus.db import bus
-from circus.db.queries import Q
 from circus.domain import status as buildstatus
 from circus.server.http import limits, params, responses
 from circus.server.http.errors import ApiError, bad_field, not_found
@@ -190,7 +189,7 @@ class LogCursor:
             self._reader = logstore.LogReader(self.build_id, pos=self.pos)
         # One snapshot: the fold into build_logs and the finished state commit together.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            snap = await conn.fetchrow(Q.api_build_log_state, self.build_id)
+            snap = await logstore.state(conn, self.build_id)
             if snap is None:
                 return "", None
             data = await self._reader.read(conn, PAGE_BYTES, snap["folded"])
@@ -206,7 +205,7 @@ async def _build_log_size(request: web.Request, build_id: int) -> int:
     pool = request.app[CONTEXT].pool
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                         readonly=True):
-        if await conn.fetchrow(Q.api_build_log_state, build_id) is None:
+        if await logstore.state(conn, build_id) is None:
             raise not_found(f"build {build_id}")
         found = await logstore.extent(conn, build_id)
     return found.size if found else 0

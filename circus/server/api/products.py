@@ -17,7 +17,6 @@ from pathlib import Path, PurePosixPath
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.nix.products import Escape, is_regular, locate, resolve_inside
 from circus.server.http import params, responses
 from circus.server.http.errors import bad_field, not_found
@@ -96,7 +95,7 @@ async def download_product(request: web.Request) -> web.StreamResponse:
     if not 0 <= product_nr < 2**31:
         raise not_found(f"product {request.match_info['nr']!r}")
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.api_build_product, build_id, product_nr)
+    row = await builds.product(pool, build_id, product_nr)
     if row is None:
         raise not_found(f"product {product_nr} of build {build_id}")
     outputs = [r["path"] for r in (await builds.outputs(pool, [build_id]))[build_id]]

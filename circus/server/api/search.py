@@ -10,13 +10,13 @@ from urllib.parse import quote
 import asyncpg
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain import status as buildstatus
 from circus.server.http import params, responses
 from circus.server.http.errors import ApiError, bad_field
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, STR, TIME, arr, doc, nullable, obj, query
 from circus.server.hydra import shapes
+from circus.store import jobsets as jobset_rows
 from circus.store import search as search_rows
 
 STORE_DIR = "/nix/store/"
@@ -130,7 +130,7 @@ async def hydra_search(pool: asyncpg.Pool, text: str) -> dict[str, Any]:
     projects = await search_rows.projects_whole(pool, text, HYDRA_LIMIT)
     jobsets = await search_rows.jobsets_whole(pool, text, HYDRA_LIMIT)
     inputs: dict[int, list[Any]] = {r["id"]: [] for r in jobsets}
-    for row in await pool.fetch(Q.hydra_jobset_inputs, list(inputs)):
+    for row in await jobset_rows.inputs_of(pool, list(inputs)):
         inputs[row["jobset_id"]].append(row)
     by_job = await search_rows.latest_successes_by_job(pool, text, HYDRA_LIMIT)
     by_out = await search_rows.builds_with_output(pool, text, HYDRA_LIMIT)

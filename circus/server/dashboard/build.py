@@ -29,6 +29,7 @@ from circus.server.http import limits, params
 from circus.server.http.errors import bad_field, not_found
 from circus.server.http.keys import CLOSING, CONTEXT, STREAMS
 from circus.store import builds
+from circus.store import logs as logstore
 
 __all__ = ["build", "log_before", "log_live", "tail_start"]
 
@@ -103,7 +104,7 @@ async def log_before(request: web.Request) -> web.Response:
         end = int(raw_end)
     lines = _lines_param(request, MORE_LINES)
     async with request.app[CONTEXT].pool.acquire() as conn:
-        if await conn.fetchrow(Q.api_build_log_state, build_id) is None:
+        if await logstore.state(conn, build_id) is None:
             raise not_found(f"build {build_id}")
         found = await _tail(conn, build_id, MORE_BYTES, lines, end)
     return web.json_response({"html": ansi.to_html(found.data.decode("utf-8", "replace")),

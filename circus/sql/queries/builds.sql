@@ -245,15 +245,6 @@ SELECT b.*, p.name AS project, j.name AS jobset
   JOIN projects p ON p.id = b.project_id
  WHERE b.id = $1;
 
--- name: api_build_log_state
--- Read in one REPEATABLE READ transaction with the log itself: the runner folds the
--- chunks into build_logs in the transaction that finishes the build, so one snapshot
--- sees either the whole folded log or every chunk so far.
-SELECT b.state, b.buildstatus, EXISTS (SELECT 1 FROM build_logs l WHERE l.build_id = b.id)
-       AS folded
-  FROM builds b
- WHERE b.id = $1;
-
 -- name: builds_ids_all
 -- A page with no filter but the cursor: the ids come from an index-only scan of
 -- builds_pkey (a deep offset skips index entries, not heap rows), then only the page's
@@ -307,10 +298,6 @@ SELECT count(*) AS total,
   FROM builds
  WHERE ($1::bigint IS NULL OR project_id = $1)
    AND ($2::bigint IS NULL OR jobset_id = $2);
-
--- name: api_build_product
-SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
-  FROM build_products WHERE build_id = $1 AND product_nr = $2;
 
 -- name: builds_anchors
 -- Every $1-th id of the whole list, newest first, and the newest id: one index-only
@@ -472,3 +459,7 @@ SELECT count(b.id) AS n
 -- name: build_set_signature
 UPDATE builds SET signature = $2, updated_at = now() WHERE id = $1
 RETURNING id, pg_notify('circus_build_changed', id::text);
+
+-- name: build_product
+SELECT product_nr, type, subtype, name, path, default_path, file_size, sha256
+  FROM build_products WHERE build_id = $1 AND product_nr = $2;

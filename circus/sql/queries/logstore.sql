@@ -49,3 +49,12 @@ WITH stored AS (
     UPDATE builds SET log_size = $3 WHERE id = $1
 )
 SELECT build_id FROM stored;
+
+-- name: build_log_state
+-- Read in one REPEATABLE READ transaction with the log itself: the runner folds the
+-- chunks into build_logs in the transaction that finishes the build, so one snapshot
+-- sees either the whole folded log or every chunk so far.
+SELECT b.state, b.buildstatus, EXISTS (SELECT 1 FROM build_logs l WHERE l.build_id = b.id)
+       AS folded
+  FROM builds b
+ WHERE b.id = $1;
