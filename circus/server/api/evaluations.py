@@ -7,7 +7,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain.status import EVALUATION_STATUSES
 from circus.server.accounts import auth
 from circus.server.http import params, responses
@@ -25,6 +24,7 @@ from circus.server.http.openapi import (
     page_of,
     query,
 )
+from circus.store import evaluations
 from circus.store import jobsets as jobset_store
 
 log = structlog.get_logger(__name__)
@@ -58,8 +58,8 @@ async def list_evaluations(request: web.Request) -> web.Response:
     filters = (params.query_id(request, "project_id"), params.query_id(request, "jobset_id"),
                _status_filter(request))
     pool = request.app[CONTEXT].pool
-    items = await pool.fetch(Q.api_evaluations_list, *filters, page.limit, page.offset)
-    total = await pool.fetchval(Q.api_evaluations_count, *filters)
+    items = await evaluations.page(pool, *filters, page.limit, page.offset)
+    total = await evaluations.count(pool, *filters)
     return responses.ok(responses.page(responses.rows(items), total, page.limit, page.offset))
 
 
@@ -68,13 +68,13 @@ async def list_evaluations(request: web.Request) -> web.Response:
 async def get_evaluation(request: web.Request) -> web.Response:
     evaluation_id = params.path_id(request, "id", "evaluation")
     pool = request.app[CONTEXT].pool
-    row = await pool.fetchrow(Q.api_evaluation_get, evaluation_id)
+    row = await evaluations.get(pool, evaluation_id)
     if row is None:
         raise not_found(f"evaluation {evaluation_id}")
     body = dict(row)
-    body["inputs"] = responses.rows(await pool.fetch(Q.api_evaluation_inputs, evaluation_id))
-    body["errors"] = responses.rows(await pool.fetch(Q.api_evaluation_errors, evaluation_id))
-    body["builds"] = dict(await pool.fetchrow(Q.api_evaluation_build_counts, evaluation_id))
+    body["inputs"] = responses.rows(await evaluations.inputs(pool, evaluation_id))
+    body["errors"] = responses.rows(await evaluations.errors(pool, evaluation_id))
+    body["builds"] = dict(await evaluations.build_counts(pool, evaluation_id))
     return responses.ok(body)
 
 

@@ -17,7 +17,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.server.accounts import auth, sessions
 from circus.server.http import safety
@@ -27,6 +26,7 @@ from circus.server.hydra import shapes
 from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
 from circus.server.hydra.dispatch import principal, require
 from circus.services import projects, sources
+from circus.store import evaluations
 from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
 
@@ -284,9 +284,9 @@ async def jobset_evals(request: web.Request) -> web.Response:
                                  request.match_info["jobset"])
     raw = request.query.get("page", "1")
     page = int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
-    total = await pool.fetchval(Q.hydra_evals_count, jobset_id)
-    rows = await pool.fetch(Q.hydra_evals_page, jobset_id, EVALS_PER_PAGE,
-                            (page - 1) * EVALS_PER_PAGE)
+    total = await evaluations.finished_count(pool, jobset_id)
+    rows = await evaluations.finished_page(pool, jobset_id, EVALS_PER_PAGE,
+                                           (page - 1) * EVALS_PER_PAGE)
     last = max(1, -(-total // EVALS_PER_PAGE))
     doc: dict[str, Any] = {"evals": await shapes.evaluations(pool, rows),
                            "first": "?page=1", "last": f"?page={last}"}
@@ -301,7 +301,7 @@ async def latest_eval(request: web.Request) -> web.Response:
     project, name = request.match_info["project"], request.match_info["jobset"]
     pool = request.app[CONTEXT].pool
     await _jobset_id(pool, project, name)
-    found = await pool.fetchval(Q.hydra_latest_eval, project, name)
+    found = await evaluations.latest_succeeded_id(pool, project, name)
     if found is None:
         raise ApiError(404, f"Jobset {q(name)} has no finished evaluation.")
     raise web.HTTPFound(absolute(request, f"/eval/{found}"))

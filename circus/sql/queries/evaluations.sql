@@ -1,5 +1,6 @@
--- Evaluations for /api/v1/evaluations. Each filter is optional (NULL: any); the jobset
--- and status filters have their own indexes, the project filter goes through jobsets.
+-- Evaluations (run by circus/store/evaluations.py; the compare queries by
+-- circus/server/api/compare.py). In the lists each filter is optional (NULL: any); the
+-- jobset and status filters have their own indexes, the project filter goes through jobsets.
 
 -- name: api_evaluations_list
 SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
@@ -26,6 +27,22 @@ SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
   JOIN jobsets j ON j.id = e.jobset_id
   JOIN projects p ON p.id = j.project_id
  WHERE e.id = $1;
+
+-- name: evaluations_finished_page
+-- Finished evaluations only: Hydra has no row for one that is still running.
+SELECT e.* FROM evaluations e
+ WHERE e.jobset_id = $1 AND e.status <> 'running'
+ ORDER BY e.id DESC LIMIT $2 OFFSET $3;
+
+-- name: evaluations_finished_count
+SELECT count(*) FROM evaluations WHERE jobset_id = $1 AND status <> 'running';
+
+-- name: evaluation_latest_succeeded_id
+SELECT e.id FROM evaluations e
+  JOIN jobsets j ON j.id = e.jobset_id
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.name = $1 AND j.name = $2 AND e.status = 'succeeded'
+ ORDER BY e.id DESC LIMIT 1;
 
 -- name: api_evaluation_inputs
 SELECT name, type, uri, revision, value FROM evaluation_inputs

@@ -6,28 +6,12 @@ SELECT jobset_id, name, type, value FROM jobset_inputs
  WHERE jobset_id = ANY($1::bigint[])
  ORDER BY jobset_id, name;
 
--- name: hydra_evals_page
--- Finished evaluations only: Hydra has no row for one that is still running.
-SELECT e.* FROM evaluations e
- WHERE e.jobset_id = $1 AND e.status <> 'running'
- ORDER BY e.id DESC LIMIT $2 OFFSET $3;
-
--- name: hydra_evals_count
-SELECT count(*) FROM evaluations WHERE jobset_id = $1 AND status <> 'running';
-
 -- name: hydra_eval
 SELECT e.*, j.name AS jobset, p.name AS project
   FROM evaluations e
   JOIN jobsets j ON j.id = e.jobset_id
   JOIN projects p ON p.id = j.project_id
  WHERE e.id = $1;
-
--- name: hydra_latest_eval
-SELECT e.id FROM evaluations e
-  JOIN jobsets j ON j.id = e.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE p.name = $1 AND j.name = $2 AND e.status = 'succeeded'
- ORDER BY e.id DESC LIMIT 1;
 
 -- name: hydra_eval_inputs
 SELECT evaluation_id, name, type, uri, revision, value FROM evaluation_inputs

@@ -1,0 +1,68 @@
+"""Evaluations as the API and Hydra's pages read them: listed (filtered or one jobset's
+finished ones), one with its inputs, errors and build counts, and a jobset's latest
+good one. Each runs on the connection it is given."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import asyncpg
+
+from circus.db.queries import Q
+
+Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+async def page(conn: Conn, project_id: int | None, jobset_id: int | None,
+               status: str | None, limit: int, offset: int) -> list[asyncpg.Record]:
+    """Newest first, with their `jobset` and `project` names and `project_id`; each
+    filter None for any."""
+    return list(await conn.fetch(Q.api_evaluations_list, project_id, jobset_id, status,
+                                 limit, offset))
+
+
+async def count(conn: Conn, project_id: int | None, jobset_id: int | None,
+                status: str | None) -> int:
+    """How many `page` would list in all."""
+    found: int = await conn.fetchval(Q.api_evaluations_count, project_id, jobset_id, status)
+    return found
+
+
+async def get(conn: Conn, evaluation_id: int) -> asyncpg.Record | None:
+    """The evaluation with its `jobset` and `project` names and `project_id`."""
+    row: asyncpg.Record | None = await conn.fetchrow(Q.api_evaluation_get, evaluation_id)
+    return row
+
+
+async def inputs(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
+    """(name, type, uri, revision, value) of what it evaluated, by name."""
+    return list(await conn.fetch(Q.api_evaluation_inputs, evaluation_id))
+
+
+async def errors(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
+    """(job, error_message) of the jobs that failed to evaluate, by job."""
+    return list(await conn.fetch(Q.api_evaluation_errors, evaluation_id))
+
+
+async def build_counts(conn: Conn, evaluation_id: int) -> asyncpg.Record:
+    """(total, new, queued, running, succeeded, failed) of its builds."""
+    row: asyncpg.Record = await conn.fetchrow(Q.api_evaluation_build_counts, evaluation_id)
+    return row
+
+
+async def finished_page(conn: Conn, jobset_id: int, limit: int,
+                        offset: int) -> list[asyncpg.Record]:
+    """The jobset's evaluations that are not running, newest first."""
+    return list(await conn.fetch(Q.evaluations_finished_page, jobset_id, limit, offset))
+
+
+async def finished_count(conn: Conn, jobset_id: int) -> int:
+    found: int = await conn.fetchval(Q.evaluations_finished_count, jobset_id)
+    return found
+
+
+async def latest_succeeded_id(conn: Conn, project: str, jobset: str) -> int | None:
+    """The newest succeeded evaluation of the jobset named so; None when it has none."""
+    found: int | None = await conn.fetchval(Q.evaluation_latest_succeeded_id, project,
+                                            jobset)
+    return found
