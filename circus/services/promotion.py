@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import asyncpg
 import structlog
 
-from circus.db.queries import Q
+from circus.store import channels as channel_rows
 
 log = structlog.get_logger(__name__)
 
@@ -23,7 +23,7 @@ async def advance(pool: asyncpg.Pool | asyncpg.Connection, build_ids: Iterable[i
     if not builds and not channels:
         return []
     try:
-        rows = await pool.fetch(Q.channels_advance, channels, builds)
+        rows = await channel_rows.advance(pool, channels, builds)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.error("channel promotion failed; will retry", error=str(exc))
         return []

@@ -88,3 +88,10 @@ async def evaluation(conn: Conn, evaluation_id: int) -> asyncpg.Record | None:
 async def jobs(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
     """The evaluation's successful jobs with their output names and paths, by job."""
     return list(await conn.fetch(Q.channel_jobs, evaluation_id))
+
+
+async def advance(conn: Conn, channel_ids: list[int],
+                  build_ids: list[int]) -> list[asyncpg.Record]:
+    """(id, current_evaluation_id) of the channels (chosen by id, or by a successful
+    build of their jobset) that moved to their jobset's newest green evaluation."""
+    return list(await conn.fetch(Q.channels_advance, channel_ids, build_ids))

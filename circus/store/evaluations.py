@@ -66,3 +66,18 @@ async def latest_succeeded_id(conn: Conn, project: str, jobset: str) -> int | No
     found: int | None = await conn.fetchval(Q.evaluation_latest_succeeded_id, project,
                                             jobset)
     return found
+
+
+async def exists(conn: Conn, evaluation_id: int) -> bool:
+    return await conn.fetchval(Q.api_evaluation_exists, evaluation_id) is not None
+
+
+async def previous_id(conn: Conn, evaluation_id: int) -> int | None:
+    """The evaluation of the same jobset before this one."""
+    found: int | None = await conn.fetchval(Q.api_evaluation_previous, evaluation_id)
+    return found
+
+
+async def jobs(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
+    """(job, build_id, drv_path, state, buildstatus) of each of its jobs."""
+    return list(await conn.fetch(Q.api_evaluation_jobs, evaluation_id))

@@ -9,12 +9,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain import status as buildstatus
 from circus.server.http import params, responses
 from circus.server.http.errors import not_found
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, STR, arr, doc, nullable, obj, query
+from circus.store import evaluations
 
 JOB = obj(job=STR, build_id=INT, drv_path=STR, status=STR)
 CHANGE = obj(job=STR, before=JOB, after=JOB, changed=arr(STR))
@@ -24,7 +24,7 @@ COMPARISON = obj(evaluation_id=INT, previous_id=nullable(INT), new=arr(JOB),
 
 async def _jobs(pool: asyncpg.Pool, evaluation_id: int) -> dict[str, dict[str, Any]]:
     jobs = {}
-    for row in await pool.fetch(Q.api_evaluation_jobs, evaluation_id):
+    for row in await evaluations.jobs(pool, evaluation_id):
         jobs[row["job"]] = {"job": row["job"], "build_id": row["build_id"],
                             "drv_path": row["drv_path"],
                             "status": buildstatus.name(row["state"], row["buildstatus"])}
@@ -53,12 +53,12 @@ def compare(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
 async def compare_evaluation(request: web.Request) -> web.Response:
     evaluation_id = params.path_id(request, "id", "evaluation")
     pool = request.app[CONTEXT].pool
-    if await pool.fetchval(Q.api_evaluation_exists, evaluation_id) is None:
+    if not await evaluations.exists(pool, evaluation_id):
         raise not_found(f"evaluation {evaluation_id}")
     other = params.query_id(request, "with")
     if other is None:
-        other = await pool.fetchval(Q.api_evaluation_previous, evaluation_id)
-    elif await pool.fetchval(Q.api_evaluation_exists, other) is None:
+        other = await evaluations.previous_id(pool, evaluation_id)
+    elif not await evaluations.exists(pool, other):
         raise not_found(f"evaluation {other}")
     before = await _jobs(pool, other) if other is not None else {}
     body = {"evaluation_id": evaluation_id, "previous_id": other}

@@ -15,7 +15,6 @@ import asyncpg
 from aiohttp import web
 
 from circus.app.config import Config
-from circus.db.queries import Q
 from circus.server.accounts import auth
 from circus.server.api.projects import resolve_project_id
 from circus.server.cache.nixexprs import Job, nixexprs_tarball, store_paths_xz
@@ -36,7 +35,7 @@ from circus.server.http.openapi import (
     query,
 )
 from circus.services import promotion
-from circus.store import channels
+from circus.store import channels, evaluations
 
 CHANNEL = obj(id=INT, project_id=INT, jobset_id=INT, name=STR, description=STR,
               current_evaluation_id=nullable(INT), promoted_at=nullable(TIME),
@@ -162,7 +161,7 @@ async def promote(request: web.Request) -> web.Response:
     channel = await channels.by_id(pool, channel_id)
     if channel is None:
         raise not_found(f"channel {channel_id}")
-    evaluation = await pool.fetchrow(Q.api_evaluation_get, evaluation_id)
+    evaluation = await evaluations.get(pool, evaluation_id)
     if evaluation is None:
         raise not_found(f"evaluation {evaluation_id}")
     if evaluation["jobset_id"] != channel["jobset_id"]:
