@@ -94,3 +94,20 @@ def test_the_server_is_one_folder_per_front_end() -> None:
     folders = {p.name for p in server.iterdir() if (p / "__init__.py").exists()}
     assert loose == []
     assert set(FRONT_ENDS) <= folders
+
+
+def test_only_the_data_layer_runs_named_queries() -> None:
+    """Front ends, services and roles call `circus.store`; none reads `Q` itself."""
+    outside = sorted(module for module, text in _sources().items()
+                     if not module.startswith("circus.store.")
+                     and module != "circus.db.queries" and any(_query_uses(text)))
+    assert outside == []
+
+
+def test_the_data_layer_imports_no_role_and_no_service() -> None:
+    offenders = sorted(f"{module} imports {imported}"
+                       for module, text in _sources().items()
+                       if module.startswith("circus.store.")
+                       for imported in _imports(text)
+                       if imported.startswith((*ROLES, "circus.services")))
+    assert offenders == []

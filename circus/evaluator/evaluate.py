@@ -15,7 +15,6 @@ import structlog
 
 from circus.app.config import EvaluatorConfig
 from circus.app.context import Context
-from circus.db.queries import Q
 from circus.evaluator import evaljobs, git, nixeval
 from circus.evaluator.ingest import Counts, Evaluation, ingest, record_failure
 from circus.evaluator.inputs import (
@@ -31,6 +30,9 @@ from circus.evaluator.jobs import JobRecord
 from circus.evaluator.nixeval import EvalError, Target
 from circus.nix import drv
 from circus.services import sources
+from circus.store import evaluations as evaluation_rows
+from circus.store import ingest as ingest_rows
+from circus.store import jobsets as jobset_rows
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +66,7 @@ class EvaluationFailed(Exception):
 
 
 async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
-    reserved = await ctx.pool.fetchrow(Q.evaluator_reserve_evaluation)
+    reserved = await evaluation_rows.reserve_id(ctx.pool)
     ev = Evaluation(id=reserved["id"], jobset_id=jobset.id, project_id=jobset.project_id,
                     commit_hash="", inputs_hash="", flake_uri="",
                     started_at=reserved["taken_at"])
@@ -78,7 +80,7 @@ async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
         try:
             ev, target = await _prepare(ctx, jobset, ev)
             if await _unchanged(ctx.pool, jobset, ev):
-                await ctx.pool.execute(Q.evaluator_mark_checked, jobset.id, ev.started_at)
+                await jobset_rows.mark_checked(ctx.pool, jobset.id, ev.started_at)
                 bound.info("evaluation skipped: inputs unchanged", commit=ev.commit_hash)
                 return
             counts = await _evaluate_and_ingest(ctx, ev, target)
@@ -99,7 +101,7 @@ async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target) -> 
     async with ctx.pool.acquire() as conn:
         counts = await ingest(conn, ev, records, deps)
         if counts.nr_new_builds >= ANALYZE_AFTER:
-            await conn.execute(Q.evaluator_analyze_builds)
+            await ingest_rows.analyze(conn)
     return counts
 
 
@@ -117,7 +119,7 @@ async def _evaluate(cfg: EvaluatorConfig, target: Target) -> list[JobRecord]:
 
 async def _unchanged(pool: asyncpg.Pool, jobset: Jobset, ev: Evaluation) -> bool:
     """Same inputs as the last evaluation. A trigger still retries a failed one."""
-    last = await pool.fetchrow(Q.evaluator_last_evaluation, jobset.id)
+    last = await evaluation_rows.latest_of(pool, jobset.id)
     if last is None or last["inputs_hash"] != ev.inputs_hash:
         return False
     return not (last["status"] == "failed" and jobset.trigger_time is not None)
@@ -131,7 +133,7 @@ async def _prepare(ctx: Context, jobset: Jobset,
     root = _work_dir(cfg) / f"jobset-{jobset.id}"
     rev = await git.fetch(jobset.repository_url, jobset.branch, root / "repo.git", policy,
                           cfg.git_timeout)
-    rows = await ctx.pool.fetch(Q.evaluator_jobset_inputs, jobset.id)
+    rows = await jobset_rows.inputs(ctx.pool, jobset.id)
     inputs = [JobsetInput(r["name"], r["type"], r["value"]) for r in rows]
     shown_url = sources.redact(jobset.repository_url)  # evaluations are public
     main = EvalInput(_main_input_name(jobset, inputs), "git", uri=shown_url,

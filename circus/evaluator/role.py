@@ -19,9 +19,9 @@ import structlog
 
 from circus.app.context import Context
 from circus.db.bus import EVAL_REQUESTED, Subscription
-from circus.db.queries import Q
 from circus.evaluator import evaljobs
 from circus.evaluator.evaluate import Jobset, evaluate_jobset
+from circus.store import jobsets as jobset_rows
 
 log = structlog.get_logger(__name__)
 
@@ -67,14 +67,14 @@ async def _schedule(ctx: Context, loop: _Loop) -> float:
     """Start an evaluation for each due jobset; seconds until the next one is due."""
     poll = float(ctx.config.evaluator.poll_interval)
     try:
-        rows = await ctx.pool.fetch(Q.evaluator_due_jobsets, list(loop.running))
+        rows = await jobset_rows.due(ctx.pool, list(loop.running))
         for row in rows:
             jobset = Jobset(**dict(row))
             task = asyncio.create_task(_in_slot(ctx, loop.slots, jobset),
                                        name=f"evaluate {jobset.label}")
             loop.running[jobset.id] = task
             task.add_done_callback(functools.partial(loop.finished, jobset.id))
-        due_in = await ctx.pool.fetchval(Q.evaluator_seconds_until_due, list(loop.running))
+        due_in = await jobset_rows.seconds_until_due(ctx.pool, list(loop.running))
     except DB_ERRORS as exc:
         log.error("evaluator cannot read the jobsets; retrying", error=str(exc),
                   error_type=type(exc).__name__)
@@ -112,12 +112,12 @@ async def _in_slot(ctx: Context, slots: asyncio.Semaphore, jobset: Jobset) -> No
 async def _exclusive(ctx: Context, jobset: Jobset) -> AsyncIterator[bool]:
     """Whether this process may evaluate `jobset` now (another evaluator may be at it)."""
     async with ctx.pool.acquire() as conn:
-        ours = await conn.fetchval(Q.evaluator_try_lock_jobset, jobset.id)
+        ours = await jobset_rows.try_lock(conn, jobset.id)
         try:
             yield ours
         finally:
             if ours and not conn.is_closed():
-                await conn.fetchval(Q.evaluator_unlock_jobset, jobset.id)
+                await jobset_rows.unlock(conn, jobset.id)
 
 
 async def _wait(ctx: Context, sub: Subscription, wake: asyncio.Event, seconds: float) -> None:

@@ -19,8 +19,8 @@ import attrs
 import structlog
 
 from circus.app.context import Context
-from circus.db.queries import Q
 from circus.nix.gcroots import GcRoots
+from circus.store import cache_paths
 
 log = structlog.get_logger(__name__)
 
@@ -35,10 +35,10 @@ class Swept:
 
 async def sweep(pool: asyncpg.Pool, roots: GcRoots | None, max_age_days: int) -> Swept:
     """One pass: remove expired roots and withdraw those outputs from the cache."""
-    paths = [r["path"] for r in await pool.fetch(Q.gc_expired_outputs, max_age_days)]
+    paths = await cache_paths.expired_outputs(pool, max_age_days)
     # The cache stops offering them first: a path must never be advertised without a root.
     if paths:
-        await pool.execute(Q.gc_forget_paths, paths)
+        await cache_paths.forget(pool, paths)
     removed = 0
     if roots is not None:
         for path in paths:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from circus.db.queries import Q
+from circus.store import build_queue as queue
 from circus.store import builds
 
 
@@ -14,40 +14,32 @@ async def renew(pool: asyncpg.Pool, runner_id: str, build_ids: list[int],
     """Renew our leases; returns the ids that are no longer ours (cancelled, reaped)."""
     if not build_ids:
         return set()
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(Q.queue_heartbeat, runner_id, build_ids, lease_seconds)
-    return set(build_ids) - {row["id"] for row in rows}
+    return set(build_ids) - await queue.renew(pool, runner_id, build_ids, lease_seconds)
 
 
 async def lost(pool: asyncpg.Pool, runner_id: str, build_ids: list[int]) -> set[int]:
     """Which of these builds are no longer running under us."""
     if not build_ids:
         return set()
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(Q.queue_lost_builds, runner_id, build_ids)
-    return {row["id"] for row in rows}
+    return await queue.lost(pool, runner_id, build_ids)
 
 
 async def reap_expired(pool: asyncpg.Pool) -> list[int]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(Q.queue_reap_expired)
-    return [row["id"] for row in rows]
+    return await queue.reap_expired(pool)
 
 
 async def hand_back(pool: asyncpg.Pool, runner_id: str, build_ids: list[int]) -> list[int]:
     if not build_ids:
         return []
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(Q.queue_hand_back, runner_id, build_ids)
-    return [row["id"] for row in rows]
+    return await queue.hand_back(pool, runner_id, build_ids)
 
 
 async def fail_unsupported(pool: asyncpg.Pool, systems: list[str], older_than: int) -> list[int]:
     """Queued builds for a system we do not build, waiting longer than `older_than` s,
     finish as unsupported (9), and what waits on them as dependency failed."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(Q.queue_fail_unsupported, systems, older_than)
-        for row in rows:
+        failed = await queue.fail_unsupported(conn, systems, older_than)
+        for build_id in failed:
             await builds.fail_dependents(
-                conn, row["id"], f"dependency (build {row['id']}) has an unsupported system")
-    return [row["id"] for row in rows]
+                conn, build_id, f"dependency (build {build_id}) has an unsupported system")
+    return failed

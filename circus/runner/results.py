@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncpg
 import attrs
 
-from circus.db.queries import Q
 from circus.domain.status import BuildStatus
 from circus.runner.outcome import ClaimedBuild, Outcome
-from circus.store import builds, logs
+from circus.store import builds, logs, results
 
 
 @attrs.define
@@ -45,10 +44,9 @@ def _bare(ending: Ending) -> bool:
 
 async def _finish_rows(conn: asyncpg.Connection, runner_id: str,
                        endings: list[Ending]) -> set[int]:
-    rows = await conn.fetch(Q.results_finish, runner_id, [e.build.id for e in endings],
-                            [e.outcome.status for e in endings],
-                            [e.outcome.error for e in endings])
-    return {row["id"] for row in rows}
+    return await results.finish(conn, runner_id, [e.build.id for e in endings],
+                                [e.outcome.status for e in endings],
+                                [e.outcome.error for e in endings])
 
 
 async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:
@@ -64,30 +62,24 @@ async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:
 async def _insert_results(conn: asyncpg.Connection, build_id: int, outcome: Outcome) -> None:
     if outcome.outputs:
         names = sorted(outcome.outputs)
-        await conn.execute(Q.results_insert_outputs, build_id, names,
-                           [outcome.outputs[n] for n in names])
-    if outcome.products:
-        ps = outcome.products
-        await conn.execute(
-            Q.results_insert_products, build_id, list(range(1, len(ps) + 1)),
+        await results.add_outputs(conn, build_id, names, [outcome.outputs[n] for n in names])
+    if ps := outcome.products:
+        await results.add_products(conn, build_id, [
             [p.type for p in ps], [p.subtype for p in ps], [p.name for p in ps],
             [p.path for p in ps], [p.default_path for p in ps], [p.file_size for p in ps],
-            [p.sha256 for p in ps])
-    if outcome.metrics:
-        ms = outcome.metrics
-        await conn.execute(Q.results_insert_metrics, build_id, [m.name for m in ms],
-                           [m.value for m in ms], [m.unit for m in ms])
-    if outcome.steps:
-        ss = outcome.steps
-        await conn.execute(
-            Q.results_insert_steps, build_id, [s.step_nr for s in ss], [s.drv_path for s in ss],
-            [s.kind for s in ss], [s.machine for s in ss], [s.status for s in ss],
-            [s.error_message for s in ss], [s.started_at for s in ss],
-            [s.finished_at for s in ss])
+            [p.sha256 for p in ps]])
+    if ms := outcome.metrics:
+        await results.add_metrics(conn, build_id, [m.name for m in ms],
+                                  [m.value for m in ms], [m.unit for m in ms])
+    if ss := outcome.steps:
+        await results.add_steps(conn, build_id, [
+            [s.step_nr for s in ss], [s.drv_path for s in ss], [s.kind for s in ss],
+            [s.machine for s in ss], [s.status for s in ss], [s.error_message for s in ss],
+            [s.started_at for s in ss], [s.finished_at for s in ss]])
 
 
 async def fold_cancelled_log(pool: asyncpg.Pool, build_id: int) -> None:
     """A build finished by someone else (cancelled) still gets its log folded."""
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval(Q.results_lock_if_finished, build_id) is not None:
+        if await results.lock_if_finished(conn, build_id):
             await logs.fold(conn, build_id)

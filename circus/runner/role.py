@@ -26,7 +26,6 @@ from structlog.typing import FilteringBoundLogger
 from circus.app.config import QueueRunnerConfig
 from circus.app.context import Context
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
-from circus.db.queries import Q
 from circus.domain.errors import TaskFailed
 from circus.nix.gcroots import GcRoots
 from circus.runner import expiry, lease, worker
@@ -35,6 +34,7 @@ from circus.runner.finisher import Finisher
 from circus.runner.outcome import ClaimedBuild
 from circus.runner.publish import Publisher
 from circus.runner.systems import supported_systems
+from circus.store import build_queue as queue
 
 log = structlog.get_logger(__name__)
 
@@ -144,8 +144,8 @@ class Runner:
         while (free := self.cfg.workers - self._busy()) > 0 \
                 and not self._stopping():
             async with self.ctx.pool.acquire() as conn:
-                rows = await conn.fetch(Q.queue_claim, self.ctx.instance, self.systems,
-                                        float(self.cfg.lease_seconds), free)
+                rows = await queue.claim(conn, self.ctx.instance, self.systems,
+                                         float(self.cfg.lease_seconds), free)
             for row in rows:
                 self._start(ClaimedBuild.from_row(row))
             if len(rows) < free:

@@ -10,11 +10,12 @@ import asyncpg
 import structlog
 
 from circus.app.config import DeclarativeConfig, DeclarativeJobset, DeclarativeUser
-from circus.db.queries import Q
 from circus.services import passwords
 from circus.services.apikeys import hash_key
+from circus.store import apikeys as apikey_store
 from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
+from circus.store import users as user_store
 
 log = structlog.get_logger(__name__)
 
@@ -31,11 +32,11 @@ async def apply(pool: asyncpg.Pool, declared: DeclarativeConfig) -> None:
         for key in declared.api_keys:
             digest = hash_key(key.secret())
             hashes.append(digest)
-            await conn.execute(Q.declare_api_key, key.name, digest, key.role)
-        await conn.execute(Q.drop_undeclared_api_keys, hashes)
+            await apikey_store.declare(conn, key.name, digest, key.role)
+        await apikey_store.drop_undeclared(conn, hashes)
         for user in declared.users:
             await _apply_user(conn, user)
-        await conn.execute(Q.drop_undeclared_users, [u.username for u in declared.users])
+        await user_store.drop_undeclared(conn, [u.username for u in declared.users])
     if declared.projects or declared.api_keys or declared.users:
         log.info("declarative configuration applied", projects=len(declared.projects),
                  api_keys=len(declared.api_keys), users=len(declared.users))
@@ -43,15 +44,15 @@ async def apply(pool: asyncpg.Pool, declared: DeclarativeConfig) -> None:
 
 async def _apply_user(conn: asyncpg.Connection, user: DeclarativeUser) -> None:
     secret = user.secret()
-    stored = await conn.fetchval(Q.declared_user_password_hash, user.username)
+    stored = await user_store.password_hash_by_name(conn, user.username)
     # Verify before re-hashing: argon2 salts each hash, so hashing an unchanged password
     # would rewrite the row on every start.
     new_hash = None
     if stored is None or not await passwords.verify_async(stored, secret):
         new_hash = await passwords.hash_async(secret)
         log.info("declarative user password set", username=user.username)
-    await conn.execute(Q.declare_user, user.username, user.email, user.role, user.enabled,
-                       new_hash)
+    await user_store.declare(conn, user.username, email=user.email, role=user.role,
+                             enabled=user.enabled, password_hash=new_hash)
 
 
 async def _apply_jobset(conn: asyncpg.Connection, project_id: int,

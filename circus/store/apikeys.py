@@ -7,6 +7,7 @@ services/declarative.py, not here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import asyncpg
@@ -42,3 +43,13 @@ async def use(conn: Conn, key_hash: str) -> asyncpg.Record | None:
     """(id, name, role) of the key with that hash, now stamped as just used."""
     row: asyncpg.Record | None = await conn.fetchrow(Q.api_key_use, key_hash)
     return row
+
+
+async def declare(conn: Conn, name: str, key_hash: str, role: str) -> None:
+    """The key as the declarative configuration names it, made or updated."""
+    await conn.execute(Q.declare_api_key, name, key_hash, role)
+
+
+async def drop_undeclared(conn: Conn, key_hashes: Sequence[str]) -> None:
+    """Declared keys no longer in the configuration stop working."""
+    await conn.execute(Q.drop_undeclared_api_keys, key_hashes)

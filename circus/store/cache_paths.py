@@ -27,3 +27,14 @@ async def by_hash(conn: Conn, hash_part: str) -> asyncpg.Record | None:
     """(hash_part, store_path, nar_hash, nar_size, refs, deriver) of a catalogued path."""
     row: asyncpg.Record | None = await conn.fetchrow(Q.cache_path_by_hash, hash_part)
     return row
+
+
+async def expired_outputs(conn: Conn, max_age_days: int) -> list[str]:
+    """Output paths every build of which finished more than `max_age_days` ago and none
+    of which is kept."""
+    return [r["path"] for r in await conn.fetch(Q.gc_expired_outputs, max_age_days)]
+
+
+async def forget(conn: Conn, paths: Sequence[str]) -> None:
+    """The cache stops offering these paths."""
+    await conn.execute(Q.gc_forget_paths, paths)

@@ -4,6 +4,7 @@ good one. Each runs on the connection it is given."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import asyncpg
@@ -81,3 +82,30 @@ async def previous_id(conn: Conn, evaluation_id: int) -> int | None:
 async def jobs(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
     """(job, build_id, drv_path, state, buildstatus) of each of its jobs."""
     return list(await conn.fetch(Q.api_evaluation_jobs, evaluation_id))
+
+
+async def reserve_id(conn: Conn) -> asyncpg.Record:
+    """(id, taken_at): the next evaluation's id, its row not written yet."""
+    row: asyncpg.Record = await conn.fetchrow(Q.evaluator_reserve_evaluation)
+    return row
+
+
+async def latest_of(conn: Conn, jobset_id: int) -> asyncpg.Record | None:
+    """(inputs_hash, status) of the jobset's newest evaluation."""
+    row: asyncpg.Record | None = await conn.fetchrow(Q.evaluator_last_evaluation, jobset_id)
+    return row
+
+
+async def build_ids(conn: Conn, evaluation_id: int) -> list[int]:
+    """The ids of its builds, ascending."""
+    return [r["build_id"] for r in await conn.fetch(Q.hydra_eval_build_ids, evaluation_id)]
+
+
+async def inputs_of(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
+    """(evaluation_id, name, type, uri, revision, value) of these evaluations' inputs."""
+    return list(await conn.fetch(Q.hydra_eval_inputs, ids))
+
+
+async def members_of(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
+    """(evaluation_id, build_id) of these evaluations' builds."""
+    return list(await conn.fetch(Q.hydra_eval_members, ids))

@@ -99,3 +99,8 @@ async def _insert_inputs(conn: asyncpg.Connection, ev: Evaluation) -> None:
     cols = list(zip(*((i.name, i.type, i.uri, i.revision, i.value) for i in ev.inputs),
                     strict=True))
     await conn.execute(Q.evaluator_insert_inputs, ev.id, *map(list, cols))
+
+
+async def analyze(conn: asyncpg.Connection) -> None:
+    """Fresh planner statistics on builds, after a large ingest."""
+    await conn.execute(Q.evaluator_analyze_builds)

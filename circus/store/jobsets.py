@@ -31,6 +31,13 @@ async def count(conn: Conn, project_id: int) -> int:
     return found
 
 
+async def with_latest_evaluation(conn: Conn, project_id: int, limit: int,
+                                 offset: int) -> list[asyncpg.Record]:
+    """A project's jobsets by name, each with its newest evaluation's `eval_id`,
+    `eval_status`, `eval_commit`, `eval_time` and `eval_builds` (NULL when none)."""
+    return list(await conn.fetch(Q.dashboard_project_jobsets, project_id, limit, offset))
+
+
 async def get(conn: Conn, project_id: int, jobset_id: int) -> asyncpg.Record | None:
     """The jobset, if it is one of the project's."""
     row: asyncpg.Record | None = await conn.fetchrow(Q.jobset_get, project_id, jobset_id)
@@ -44,8 +51,8 @@ async def by_id(conn: Conn, jobset_id: int) -> asyncpg.Record | None:
 
 
 async def by_names(conn: Conn, project: str, name: str) -> asyncpg.Record | None:
-    """The jobset with its `project` name, the project's `repository_url`, and
-    `eval_started_at` of its running evaluation (NULL when none runs)."""
+    """The jobset with its `project` name and `project_display_name`, the project's
+    `repository_url`, and `eval_started_at` of its running evaluation (NULL when none runs)."""
     row: asyncpg.Record | None = await conn.fetchrow(Q.jobset_by_names, project, name)
     return row
 
@@ -156,3 +163,30 @@ async def declare_inputs(conn: Conn, jobset_id: int, declared: Sequence[Input]) 
     for name, kind, value in declared:
         await conn.execute(Q.declare_jobset_input, jobset_id, name, kind, value)
     await conn.execute(Q.drop_undeclared_inputs, jobset_id, [i[0] for i in declared])
+
+
+async def due(conn: Conn, skipping: Sequence[int]) -> list[asyncpg.Record]:
+    """Enabled jobsets to evaluate now (interval elapsed or triggered), but not these,
+    each with what the evaluator needs to know of it and its project."""
+    return list(await conn.fetch(Q.evaluator_due_jobsets, skipping))
+
+
+async def seconds_until_due(conn: Conn, skipping: Sequence[int]) -> float | None:
+    """How long until the next of the other jobsets is due; None when none is."""
+    found: float | None = await conn.fetchval(Q.evaluator_seconds_until_due, skipping)
+    return found
+
+
+async def mark_checked(conn: Conn, jobset_id: int, started_at: object) -> None:
+    """Checked at `started_at` with nothing new; a trigger that came later stays."""
+    await conn.execute(Q.evaluator_mark_checked, jobset_id, started_at)
+
+
+async def try_lock(conn: asyncpg.Connection, jobset_id: int) -> bool:
+    """The session's lock on evaluating the jobset, if no other session holds it."""
+    ours: bool = await conn.fetchval(Q.evaluator_try_lock_jobset, jobset_id)
+    return ours
+
+
+async def unlock(conn: asyncpg.Connection, jobset_id: int) -> None:
+    await conn.fetchval(Q.evaluator_unlock_jobset, jobset_id)

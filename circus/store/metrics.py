@@ -56,3 +56,10 @@ async def system_status(conn: Conn) -> asyncpg.Record:
     """The admin status page's database, queue and evaluation counts."""
     row: asyncpg.Record = await conn.fetchrow(Q.admin_system_status)
     return row
+
+
+async def home_counts(conn: Conn) -> asyncpg.Record:
+    """(queued, running, projects, evaluating, builds_estimate, succeeded_day,
+    failed_day): the front page's figures."""
+    row: asyncpg.Record = await conn.fetchrow(Q.dashboard_home_counts)
+    return row

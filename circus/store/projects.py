@@ -26,6 +26,23 @@ async def count(conn: Conn) -> int:
     return found
 
 
+async def matching(conn: Conn, text: str | None, limit: int,
+                   offset: int) -> list[asyncpg.Record]:
+    """Projects by name whose name, display name or description contains `text` (all
+    when None), each with `nr_jobsets` and `nr_queued`."""
+    return list(await conn.fetch(Q.dashboard_projects_page, text, limit, offset))
+
+
+async def matching_count(conn: Conn, text: str | None) -> int:
+    found: int = await conn.fetchval(Q.dashboard_projects_count, text)
+    return found
+
+
+async def names(conn: Conn) -> list[asyncpg.Record]:
+    """(id, name) of the first 500 projects by name, for a choice list."""
+    return list(await conn.fetch(Q.dashboard_project_names))
+
+
 async def by_id(conn: Conn, project_id: int) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(Q.project_by_id, project_id)
     return row

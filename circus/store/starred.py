@@ -42,3 +42,16 @@ async def delete(conn: Conn, star_id: int, user_id: int) -> int | None:
     """The id of the star deleted; None when the user has no such star."""
     deleted: int | None = await conn.fetchval(Q.accounts_starred_delete, star_id, user_id)
     return deleted
+
+
+async def with_latest_builds(conn: Conn, user_id: int, limit: int,
+                             offset: int) -> list[asyncpg.Record]:
+    """The user's stars by project, jobset and job, each with its job's newest build
+    (`build_id`, `state`, `buildstatus`, `finished_at`; NULL when it has none)."""
+    return list(await conn.fetch(Q.dashboard_starred_page, user_id, limit, offset))
+
+
+async def find(conn: Conn, user_id: int, jobset_id: int, job: str) -> int | None:
+    """The id of the user's star on that job, if there is one."""
+    found: int | None = await conn.fetchval(Q.dashboard_job_starred, user_id, jobset_id, job)
+    return found

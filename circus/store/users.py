@@ -9,6 +9,7 @@ Users from the configuration are applied by services/declarative.py, not here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import asyncpg
@@ -98,3 +99,20 @@ async def insert_external(conn: Conn, username: str, *, email: str | None, full_
     row: asyncpg.Record = await conn.fetchrow(Q.user_insert_external, username, email,
                                               full_name, auth_source, github_id)
     return row
+
+
+async def password_hash_by_name(conn: Conn, username: str) -> str | None:
+    found: str | None = await conn.fetchval(Q.declared_user_password_hash, username)
+    return found
+
+
+async def declare(conn: Conn, username: str, *, email: str | None, role: str,
+                  enabled: bool, password_hash: str | None) -> None:
+    """The user as the declarative configuration names it, made or updated; the stored
+    password hash stays when `password_hash` is None."""
+    await conn.execute(Q.declare_user, username, email, role, enabled, password_hash)
+
+
+async def drop_undeclared(conn: Conn, usernames: Sequence[str]) -> None:
+    """Declared users no longer in the configuration are deleted."""
+    await conn.execute(Q.drop_undeclared_users, usernames)

@@ -19,7 +19,6 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from circus.db import bus
-from circus.db.queries import Q
 from circus.domain import status as buildstatus
 from circus.server.api import logs
 from circus.server.api.logs import LogCursor, tail_start
@@ -30,6 +29,7 @@ from circus.server.http.errors import bad_field, not_found
 from circus.server.http.keys import CLOSING, CONTEXT, STREAMS
 from circus.store import builds
 from circus.store import logs as logstore
+from circus.store import starred as starred_rows
 
 __all__ = ["build", "log_before", "log_live", "tail_start"]
 
@@ -73,8 +73,8 @@ async def build(request: web.Request) -> web.StreamResponse:
     who = await viewer(request)
     starred = False
     if who is not None and who.user_id is not None:
-        starred = await pool.fetchval(Q.dashboard_job_starred, who.user_id, row["jobset_id"],
-                                      row["job"]) is not None
+        starred = await starred_rows.find(pool, who.user_id, row["jobset_id"],
+                                          row["job"]) is not None
     return await render(request, "build.html", {
         "build": row, "status": buildstatus.name(row["state"], row["buildstatus"]),
         "evals": evals, "log_html": ansi.to_html(text), "log_start": tail.start,

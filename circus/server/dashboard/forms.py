@@ -14,7 +14,6 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.server.accounts import auth, sessions
 from circus.server.accounts import login as accounts
 from circus.server.api import setup
@@ -27,8 +26,11 @@ from circus.server.http.keys import CONTEXT
 from circus.services import build_actions, projects
 from circus.services import login as logins
 from circus.services.sources import Policy
+from circus.store import builds as build_rows
 from circus.store import jobsets as jobset_store
+from circus.store import news as news_rows
 from circus.store import projects as project_store
+from circus.store import starred as starred_rows
 
 log = structlog.get_logger(__name__)
 
@@ -264,17 +266,15 @@ async def bump_build(request: web.Request) -> web.StreamResponse:
 async def star(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
     pool = request.app[CONTEXT].pool
-    build = await pool.fetchrow(Q.api_build_get, build_id)
+    build = await build_rows.get(pool, build_id)
     if build is None:
         raise not_found(f"build {build_id}")
-    who = auth.principal(request)
-    existing = await pool.fetchval(Q.dashboard_job_starred, who.user_id, build["jobset_id"],
-                                   build["job"])
+    user_id = auth.principal(request).user_id or 0  # requires_user: a user's id
+    existing = await starred_rows.find(pool, user_id, build["jobset_id"], build["job"])
     if existing is None:
-        await pool.fetchrow(Q.accounts_starred_insert, who.user_id, build["jobset_id"],
-                            build["job"])
+        await starred_rows.add(pool, user_id, build["jobset_id"], build["job"])
         raise redirect(f"/build/{build_id}", f"Starred {build['job']}.")
-    await pool.fetchval(Q.accounts_starred_delete, existing, who.user_id)
+    await starred_rows.delete(pool, existing, user_id)
     raise redirect(f"/build/{build_id}", f"Unstarred {build['job']}.")
 
 
@@ -285,8 +285,8 @@ async def create_news(request: web.Request) -> web.StreamResponse:
     title = data.get("title", "").strip()
     if not title or len(title) > 200:
         raise bad_field("title", "must be 1 to 200 characters")
-    await request.app[CONTEXT].pool.fetchrow(Q.news_insert, title, data.get("content", ""),
-                                             auth.principal(request).name)
+    await news_rows.insert(request.app[CONTEXT].pool, title, data.get("content", ""),
+                           auth.principal(request).name)
     raise redirect("/news", "News posted.")
 
 
@@ -294,6 +294,6 @@ async def create_news(request: web.Request) -> web.StreamResponse:
 @auth.requires(auth.ADMIN)
 async def delete_news(request: web.Request) -> web.StreamResponse:
     news_id = params.path_id(request, "id", "news item")
-    if await request.app[CONTEXT].pool.fetchval(Q.news_delete, news_id) is None:
+    if not await news_rows.delete(request.app[CONTEXT].pool, news_id):
         raise not_found(f"news item {news_id}")
     raise redirect("/news", "News item deleted.")

@@ -1,6 +1,6 @@
 """The dashboard's read pages: home, projects, project, jobset, evaluations, evaluation,
-builds, queue, channels, news, starred and metrics. Each reads the database with named
-queries and renders a template; writes live in `dashboard_forms`."""
+builds, queue, channels, news, starred and metrics. Each reads the database through
+the store's entity modules and renders a template; writes live in `forms`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 from aiohttp import web
 
 from circus.app.config import SET, redact_url
-from circus.db.queries import Q
 from circus.domain.status import EVALUATION_STATUSES
 from circus.server.dashboard import svg
 from circus.server.dashboard.lists import STATUS_CHOICES, BuildFilter, build_page, filter_from
@@ -29,9 +28,14 @@ from circus.server.http import params
 from circus.server.http.errors import ApiError, not_found
 from circus.server.http.keys import CONTEXT
 from circus.store import build_list
+from circus.store import build_queue as queue_rows
 from circus.store import channels as channel_rows
+from circus.store import evaluations as evaluation_rows
+from circus.store import jobsets as jobset_rows
 from circus.store import metrics as metric_rows
 from circus.store import news as news_rows
+from circus.store import projects as project_rows
+from circus.store import starred as starred_rows
 
 # Metrics periods: (label, hours back, date_trunc bucket).
 PERIODS = {"day": (24, "hour"), "week": (24 * 7, "day"), "month": (24 * 30, "day"),
@@ -45,11 +49,11 @@ def _pool(request: web.Request) -> Any:
 @html_errors
 async def home(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
-    counts = await pool.fetchrow(Q.dashboard_home_counts)
-    projects = await pool.fetch(Q.dashboard_projects_page, None, 10, 0)
+    counts = await metric_rows.home_counts(pool)
+    projects = await project_rows.matching(pool, None, 10, 0)
     recent = await build_list.recent(pool, 10)
-    running = await pool.fetch(Q.dashboard_running)
-    evals = await pool.fetch(Q.api_evaluations_list, None, None, None, 8, 0)
+    running = await queue_rows.running(pool)
+    evals = await evaluation_rows.page(pool, None, None, None, 8, 0)
     news = await news_rows.page(pool, 3, 0)
     return await render(request, "home.html", {
         "counts": counts, "projects": projects, "recent": recent, "running": running[:10],
@@ -60,15 +64,15 @@ async def home(request: web.Request) -> web.StreamResponse:
 async def projects(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     q = filter_text(request, "q")
-    rows = await pool.fetch(Q.dashboard_projects_page, q, PAGE_SIZE, page_offset(request))
-    total = await pool.fetchval(Q.dashboard_projects_count, q)
+    rows = await project_rows.matching(pool, q, PAGE_SIZE, page_offset(request))
+    total = await project_rows.matching_count(pool, q)
     return await render(request, "projects.html",
                         {"projects": rows, "pager": pager(request, total), "q": q or ""})
 
 
 async def project_row(request: web.Request, raw: str) -> Any:
     key_id = int(raw) if raw.isdigit() and int(raw) <= params.MAX_ID else None
-    row = await _pool(request).fetchrow(Q.dashboard_project_by_key, key_id, raw)
+    row = await project_rows.by_key(_pool(request), key_id, raw)
     if row is None:
         raise not_found(f"project {raw!r}")
     return row
@@ -78,9 +82,9 @@ async def project_row(request: web.Request, raw: str) -> Any:
 async def project(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     row = await project_row(request, arg(request, 0, "id", "project", "project-id"))
-    jobsets = await pool.fetch(Q.dashboard_project_jobsets, row["id"], PAGE_SIZE,
-                               page_offset(request))
-    total = await pool.fetchval(Q.api_jobsets_count, row["id"])
+    jobsets = await jobset_rows.with_latest_evaluation(pool, row["id"], PAGE_SIZE,
+                                                       page_offset(request))
+    total = await jobset_rows.count(pool, row["id"])
     channels = await channel_rows.page(pool, row["id"], 20, 0)
     builds, _ = await build_page(pool, request, BuildFilter(project_id=row["id"]))
     return await render(request, "project.html", {
@@ -117,7 +121,7 @@ async def _jobset_row(request: web.Request) -> Any:
     pool = _pool(request)
     project_name = arg(request, 0, "project", "project-id")
     jobset_name = arg(request, 1, "jobset", "jobset-id")
-    row = await pool.fetchrow(Q.dashboard_jobset_by_names, project_name, jobset_name)
+    row = await jobset_rows.by_names(pool, project_name, jobset_name)
     if row is None:
         raise not_found(f"jobset {project_name}:{jobset_name}")
     return row
@@ -127,19 +131,19 @@ async def _jobset_row(request: web.Request) -> Any:
 async def jobset(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     row = await _jobset_row(request)
-    evals = await pool.fetch(Q.api_evaluations_list, None, row["id"], None, 10, 0)
+    evals = await evaluation_rows.page(pool, None, row["id"], None, 10, 0)
     latest = evals[0] if evals else None
     builds: list[Any] = []
     build_pager = None
     if latest is not None:
         wanted = filter_from(request, jobset_id=row["id"], evaluation_id=latest["id"])
         builds, build_pager = await build_page(pool, request, wanted)
-    inputs = await pool.fetch(Q.api_jobset_inputs_list, row["id"])
+    inputs = await jobset_rows.inputs(pool, row["id"])
     who = await viewer(request)
     starred = set()
     if who is not None and who.user_id is not None:
-        starred = {r["job"] for r in await pool.fetch(Q.accounts_starred_list, who.user_id,
-                                                      500, 0) if r["jobset_id"] == row["id"]}
+        starred = {r["job"] for r in await starred_rows.page(pool, who.user_id, 500, 0)
+                   if r["jobset_id"] == row["id"]}
     return await render(request, "jobset.html", {
         "jobset": row, "evals": evals, "latest": latest, "builds": builds,
         "pager": build_pager, "inputs": inputs, "statuses": STATUS_CHOICES,
@@ -153,7 +157,7 @@ def _base_url(request: web.Request) -> str:
 @html_errors
 async def jobset_by_id(request: web.Request) -> web.StreamResponse:
     jobset_id = params.path_id(request, "id", "jobset")
-    row = await _pool(request).fetchrow(Q.dashboard_jobset_by_id, jobset_id)
+    row = await jobset_rows.by_id(_pool(request), jobset_id)
     if row is None:
         raise not_found(f"jobset {jobset_id}")
     raise redirect(f"/jobset/{row['project']}/{row['name']}")
@@ -167,12 +171,12 @@ async def evaluations(request: web.Request) -> web.StreamResponse:
     status = filter_text(request, "status")
     if status is not None and status not in EVALUATION_STATUSES:
         raise ApiError(400, f"status: one of {', '.join(EVALUATION_STATUSES)}")
-    rows = await pool.fetch(Q.api_evaluations_list, project_id, jobset_id, status, PAGE_SIZE,
-                            page_offset(request))
-    total = await pool.fetchval(Q.api_evaluations_count, project_id, jobset_id, status)
+    rows = await evaluation_rows.page(pool, project_id, jobset_id, status, PAGE_SIZE,
+                                     page_offset(request))
+    total = await evaluation_rows.count(pool, project_id, jobset_id, status)
     return await render(request, "evaluations.html", {
         "evals": rows, "pager": pager(request, total), "statuses": EVALUATION_STATUSES,
-        "projects": await pool.fetch(Q.dashboard_project_names), "project_id": project_id,
+        "projects": await project_rows.names(pool), "project_id": project_id,
         "live": True})
 
 
@@ -183,15 +187,15 @@ async def evaluation(request: web.Request) -> web.StreamResponse:
     if not raw.isdigit() or not 0 < int(raw) <= params.MAX_ID:
         raise not_found(f"evaluation {raw!r}")
     eval_id = int(raw)
-    row = await pool.fetchrow(Q.api_evaluation_get, eval_id)
+    row = await evaluation_rows.get(pool, eval_id)
     if row is None:
         raise not_found(f"evaluation {eval_id}")
     wanted = filter_from(request, evaluation_id=eval_id)
     builds, build_pager = await build_page(pool, request, wanted)
     return await render(request, "evaluation.html", {
-        "eval": row, "inputs": await pool.fetch(Q.api_evaluation_inputs, eval_id),
-        "errors": await pool.fetch(Q.api_evaluation_errors, eval_id),
-        "counts": await pool.fetchrow(Q.api_evaluation_build_counts, eval_id),
+        "eval": row, "inputs": await evaluation_rows.inputs(pool, eval_id),
+        "errors": await evaluation_rows.errors(pool, eval_id),
+        "counts": await evaluation_rows.build_counts(pool, eval_id),
         "builds": builds, "pager": build_pager, "statuses": STATUS_CHOICES, "live": True})
 
 
@@ -203,16 +207,16 @@ async def builds_list(request: web.Request) -> web.StreamResponse:
     systems = [r["system"] for r in await metric_rows.systems(pool)]
     return await render(request, "builds.html", {
         "builds": rows, "pager": build_pager, "statuses": STATUS_CHOICES, "systems": systems,
-        "projects": await pool.fetch(Q.dashboard_project_names), "filter": wanted})
+        "projects": await project_rows.names(pool), "filter": wanted})
 
 
 @html_errors
 async def queue(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     system = filter_text(request, "system")
-    queued = await pool.fetch(Q.dashboard_queue_page, system, PAGE_SIZE, page_offset(request))
-    total = await pool.fetchval(Q.dashboard_queue_count, system)
-    running = await pool.fetch(Q.dashboard_running)
+    queued = await queue_rows.queued(pool, system, PAGE_SIZE, page_offset(request))
+    total = await queue_rows.queued_count(pool, system)
+    running = await queue_rows.running(pool)
     systems = await metric_rows.systems(pool)
     return await render(request, "queue.html", {
         "queued": queued, "running": running, "pager": pager(request, total),
@@ -254,9 +258,9 @@ async def starred(request: web.Request) -> web.StreamResponse:
         return await render(request, "starred.html", {"rows": [], "pager": None,
                                                       "need_login": True})
     pool = _pool(request)
-    rows = await pool.fetch(Q.dashboard_starred_page, who.user_id, PAGE_SIZE,
-                            page_offset(request))
-    total = await pool.fetchval(Q.accounts_starred_count, who.user_id)
+    rows = await starred_rows.with_latest_builds(pool, who.user_id, PAGE_SIZE,
+                                                page_offset(request))
+    total = await starred_rows.count(pool, who.user_id)
     return await render(request, "starred.html",
                         {"rows": rows, "pager": pager(request, total), "need_login": False})
 
@@ -317,5 +321,5 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return await render(request, "metrics.html", {
         "count_plot": count_plot, "duration_plot": duration_plot, "period": period,
         "periods": PERIODS, "totals": totals, "project_id": project_id,
-        "projects": await pool.fetch(Q.dashboard_project_names),
+        "projects": await project_rows.names(pool),
         "systems": await metric_rows.systems(pool)})

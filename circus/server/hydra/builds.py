@@ -15,7 +15,6 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from circus.db.queries import Q
 from circus.domain.errors import Conflict
 from circus.domain.status import ABORTED_CODES, FAILED_CODES, BuildStatus
 from circus.server.accounts import auth
@@ -28,6 +27,7 @@ from circus.server.hydra.dispatch import Handler, require
 from circus.server.hydra.projects import absolute
 from circus.services import build_actions
 from circus.store import build_list, builds, jobs
+from circus.store import evaluations as evaluation_rows
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +100,7 @@ bump_build = _build_action(auth.BUMP, _bumped, "This build is not queued.")
 
 async def _eval_row(pool: asyncpg.Pool, request: web.Request) -> asyncpg.Record:
     eval_id = _id(request, "id", "Evaluation")
-    row = await pool.fetchrow(Q.hydra_eval, eval_id)
+    row = await evaluation_rows.get(pool, eval_id)
     if row is None:
         raise ApiError(404, f"Evaluation {eval_id} doesn't exist.")
     return row
@@ -115,7 +115,7 @@ async def get_eval(request: web.Request) -> web.Response:
 async def eval_builds(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     row = await _eval_row(pool, request)
-    ids = [r["build_id"] for r in await pool.fetch(Q.hydra_eval_build_ids, row["id"])]
+    ids = await evaluation_rows.build_ids(pool, row["id"])
     return web.json_response(await shapes.builds(pool, ids))
 
 
@@ -123,7 +123,7 @@ async def _eval_action(request: web.Request, permission: str, what: str) -> web.
     await require(request, permission)
     pool = request.app[CONTEXT].pool
     row = await _eval_row(pool, request)
-    ids = [r["build_id"] for r in await pool.fetch(Q.hydra_eval_build_ids, row["id"])]
+    ids = await evaluation_rows.build_ids(pool, row["id"])
     if what == "cancel":
         done = await build_actions.cancel_all(pool, ids)
     else:

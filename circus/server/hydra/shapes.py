@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 
-from circus.db.queries import Q
 from circus.store import builds as build_rows
+from circus.store import evaluations as evaluation_rows
 
 Json = dict[str, Any]
 
@@ -119,10 +119,10 @@ async def evaluations(conn: asyncpg.Pool | asyncpg.Connection,
                       rows: list[asyncpg.Record]) -> list[Json]:
     ids = [r["id"] for r in rows]
     inputs: dict[int, Json] = defaultdict(dict)
-    for i in await conn.fetch(Q.hydra_eval_inputs, ids):
+    for i in await evaluation_rows.inputs_of(conn, ids):
         inputs[i["evaluation_id"]][i["name"]] = _eval_input(i)
     members: dict[int, list[int]] = defaultdict(list)
-    for m in await conn.fetch(Q.hydra_eval_members, ids):
+    for m in await evaluation_rows.members_of(conn, ids):
         members[m["evaluation_id"]].append(m["build_id"])
     out = []
     for r in rows:

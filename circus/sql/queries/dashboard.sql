@@ -50,11 +50,6 @@ SELECT j.*, e.id AS eval_id, e.status AS eval_status, e.commit_hash AS eval_comm
  ORDER BY j.name
  LIMIT $2 OFFSET $3;
 
--- name: dashboard_jobset_by_names
-SELECT j.*, p.name AS project, p.display_name AS project_display_name
-  FROM jobsets j JOIN projects p ON p.id = j.project_id
- WHERE p.name = $1 AND j.name = $2;
-
 -- name: dashboard_jobset_by_id
 SELECT j.*, p.name AS project, p.display_name AS project_display_name
   FROM jobsets j JOIN projects p ON p.id = j.project_id

@@ -39,9 +39,6 @@ SELECT EXTRACT(EPOCH FROM min(j.last_checked_at + make_interval(secs => j.check_
 -- the ingest, so an abandoned evaluation leaves nothing behind.
 SELECT nextval(pg_get_serial_sequence('evaluations', 'id')) AS id, now() AS taken_at;
 
--- name: evaluator_jobset_inputs
-SELECT name, type, value FROM jobset_inputs WHERE jobset_id = $1 ORDER BY name;
-
 -- name: evaluator_last_evaluation
 SELECT inputs_hash, status FROM evaluations WHERE jobset_id = $1 ORDER BY id DESC LIMIT 1;
 

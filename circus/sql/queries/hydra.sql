@@ -6,13 +6,6 @@ SELECT jobset_id, name, type, value FROM jobset_inputs
  WHERE jobset_id = ANY($1::bigint[])
  ORDER BY jobset_id, name;
 
--- name: hydra_eval
-SELECT e.*, j.name AS jobset, p.name AS project
-  FROM evaluations e
-  JOIN jobsets j ON j.id = e.jobset_id
-  JOIN projects p ON p.id = j.project_id
- WHERE e.id = $1;
-
 -- name: hydra_eval_inputs
 SELECT evaluation_id, name, type, uri, revision, value FROM evaluation_inputs
  WHERE evaluation_id = ANY($1::bigint[])

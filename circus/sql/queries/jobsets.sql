@@ -69,7 +69,7 @@ SELECT j.id FROM jobsets j JOIN projects p ON p.id = j.project_id
 
 -- name: jobset_by_names
 -- The jobset with its project's repository and when its running evaluation started.
-SELECT j.*, p.name AS project, p.repository_url,
+SELECT j.*, p.name AS project, p.display_name AS project_display_name, p.repository_url,
        (SELECT e.started_at FROM evaluations e
          WHERE e.jobset_id = j.id AND e.status = 'running'
          ORDER BY e.id DESC LIMIT 1) AS eval_started_at

@@ -1,0 +1,67 @@
+"""The build queue as runners work it: claimed with SKIP LOCKED, leases renewed and
+reaped, builds handed back or failed as unsupported; and as the dashboard shows it,
+queued in claim order and running."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import asyncpg
+
+from circus.db.queries import Q
+
+Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
+
+
+async def queued(conn: Conn, system: str | None, limit: int,
+                 offset: int) -> list[asyncpg.Record]:
+    """Queued builds (of one system, or all) in the order runners claim them, with their
+    `project` and `jobset` names."""
+    return list(await conn.fetch(Q.dashboard_queue_page, system, limit, offset))
+
+
+async def queued_count(conn: Conn, system: str | None) -> int:
+    found: int = await conn.fetchval(Q.dashboard_queue_count, system)
+    return found
+
+
+async def running(conn: Conn) -> list[asyncpg.Record]:
+    """At most 500 running builds, oldest start first, with `project` and `jobset`."""
+    return list(await conn.fetch(Q.dashboard_running))
+
+
+async def claim(conn: Conn, runner_id: str, systems: Sequence[str], lease_seconds: float,
+                limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` queued builds of these systems whose dependencies have succeeded,
+    now running under `runner_id` with a lease of `lease_seconds`."""
+    return list(await conn.fetch(Q.queue_claim, runner_id, systems, lease_seconds, limit))
+
+
+async def renew(conn: Conn, runner_id: str, build_ids: Sequence[int],
+                lease_seconds: float) -> set[int]:
+    """The ids whose lease was renewed: those still running under `runner_id`."""
+    rows = await conn.fetch(Q.queue_heartbeat, runner_id, build_ids, lease_seconds)
+    return {row["id"] for row in rows}
+
+
+async def lost(conn: Conn, runner_id: str, build_ids: Sequence[int]) -> set[int]:
+    """Which of these builds are no longer running under `runner_id`."""
+    return {row["id"] for row in await conn.fetch(Q.queue_lost_builds, runner_id, build_ids)}
+
+
+async def reap_expired(conn: Conn) -> list[int]:
+    """Running builds whose lease ran out, queued again."""
+    return [row["id"] for row in await conn.fetch(Q.queue_reap_expired)]
+
+
+async def hand_back(conn: Conn, runner_id: str, build_ids: Sequence[int]) -> list[int]:
+    """These builds of ours, queued again."""
+    return [row["id"] for row in await conn.fetch(Q.queue_hand_back, runner_id, build_ids)]
+
+
+async def fail_unsupported(conn: Conn, systems: Sequence[str], older_than: int) -> list[int]:
+    """Queued builds for none of these systems, waiting longer than `older_than` s,
+    finished as unsupported."""
+    return [row["id"] for row in await conn.fetch(Q.queue_fail_unsupported, systems,
+                                                   older_than)]
