@@ -72,7 +72,7 @@ async def run(count: int, url: str) -> None:
     inputs = [EvalInput("src", "git", uri="file:///bench", revision="0" * 40)]
     for attempt, label in ((1, "first evaluation (all builds new)"),
                            (2, "second evaluation (all builds reused)")):
-        eval_id = (await conn.fetchrow(Q.evaluator_reserve_evaluation))["id"]
+        eval_id = (await conn.fetchrow(Q.evaluation_reserve_id))["id"]
         ev = Evaluation(id=eval_id, jobset_id=row["id"], project_id=row["project_id"],
                         commit_hash=f"{attempt:040d}", inputs_hash=f"h{attempt}",
                         flake_uri="", started_at=datetime.now(UTC), inputs=inputs)

@@ -118,7 +118,7 @@ async def create_jobset(pool: asyncpg.Pool, repo: Path | str, *, flake: bool = T
 async def evaluate_now(ctx: Context, jobset_id: int) -> asyncpg.Record | None:
     """Trigger the jobset and run the evaluation the role would; the newest evaluation."""
     await ctx.pool.execute("UPDATE jobsets SET trigger_time = now() WHERE id = $1", jobset_id)
-    rows = [r for r in await ctx.pool.fetch(Q.evaluator_due_jobsets, []) if r["id"] == jobset_id]
+    rows = [r for r in await ctx.pool.fetch(Q.jobsets_due, []) if r["id"] == jobset_id]
     assert rows, "a triggered jobset is due"
     await evaluate_jobset(ctx, Jobset(**dict(rows[0])))
     return await ctx.pool.fetchrow(

@@ -113,7 +113,7 @@ async def test_prometheus_scrapes_share_one_aggregation(
     bodies = {await r.text() for r in [*burst, *later]}
     assert {r.status for r in [*burst, *later]} == {200}
     assert len(bodies) == 1 and 'circus_builds_total{status="all"} 1' in bodies.pop()
-    full_scans = [t for t in statements.since(mark) if t == Q.prometheus_builds]
+    full_scans = [t for t in statements.since(mark) if t == Q.builds_counted]
     # Before: one aggregation of the whole builds table per scrape (20).
     assert len(full_scans) == 1
 
@@ -256,7 +256,7 @@ async def test_maintenance_paths_lift_the_statement_timeout(make_config: Callabl
         assert await maintenance.fetchval("SHOW statement_timeout") == "0"
         async with pool.acquire() as conn, conn.transaction():
             # Evaluation ingest: its transaction only.
-            await conn.execute(Q.evaluator_tune_ingest)
+            await conn.execute(Q.ingest_tune)
             assert await conn.fetchval("SHOW statement_timeout") == "0"
         assert await pool.fetchval("SHOW statement_timeout") == "7s"
     finally:

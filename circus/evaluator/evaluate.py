@@ -39,7 +39,7 @@ log = structlog.get_logger(__name__)
 
 @attrs.frozen
 class Jobset:
-    """A due jobset, as `evaluator_due_jobsets` returns it."""
+    """A due jobset, as `jobsets_due` returns it."""
 
     id: int
     name: str

@@ -18,17 +18,17 @@ async def queued(conn: Conn, system: str | None, limit: int,
                  offset: int) -> list[asyncpg.Record]:
     """Queued builds (of one system, or all) in the order runners claim them, with their
     `project` and `jobset` names."""
-    return list(await conn.fetch(Q.dashboard_queue_page, system, limit, offset))
+    return list(await conn.fetch(Q.queued_builds_page, system, limit, offset))
 
 
 async def queued_count(conn: Conn, system: str | None) -> int:
-    found: int = await conn.fetchval(Q.dashboard_queue_count, system)
+    found: int = await conn.fetchval(Q.queued_builds_count, system)
     return found
 
 
 async def running(conn: Conn) -> list[asyncpg.Record]:
     """At most 500 running builds, oldest start first, with `project` and `jobset`."""
-    return list(await conn.fetch(Q.dashboard_running))
+    return list(await conn.fetch(Q.running_builds))
 
 
 async def claim(conn: Conn, runner_id: str, systems: Sequence[str], lease_seconds: float,

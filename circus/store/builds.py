@@ -17,7 +17,7 @@ Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 async def get(conn: Conn, build_id: int) -> asyncpg.Record | None:
     """The build with its project's and jobset's names."""
-    row: asyncpg.Record | None = await conn.fetchrow(Q.api_build_get, build_id)
+    row: asyncpg.Record | None = await conn.fetchrow(Q.build_get, build_id)
     return row
 
 

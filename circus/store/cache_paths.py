@@ -32,9 +32,9 @@ async def by_hash(conn: Conn, hash_part: str) -> asyncpg.Record | None:
 async def expired_outputs(conn: Conn, max_age_days: int) -> list[str]:
     """Output paths every build of which finished more than `max_age_days` ago and none
     of which is kept."""
-    return [r["path"] for r in await conn.fetch(Q.gc_expired_outputs, max_age_days)]
+    return [r["path"] for r in await conn.fetch(Q.outputs_expired, max_age_days)]
 
 
 async def forget(conn: Conn, paths: Sequence[str]) -> None:
     """The cache stops offering these paths."""
-    await conn.execute(Q.gc_forget_paths, paths)
+    await conn.execute(Q.cache_paths_forget, paths)

@@ -18,36 +18,36 @@ async def page(conn: Conn, project_id: int | None, jobset_id: int | None,
                status: str | None, limit: int, offset: int) -> list[asyncpg.Record]:
     """Newest first, with their `jobset` and `project` names and `project_id`; each
     filter None for any."""
-    return list(await conn.fetch(Q.api_evaluations_list, project_id, jobset_id, status,
+    return list(await conn.fetch(Q.evaluations_page, project_id, jobset_id, status,
                                  limit, offset))
 
 
 async def count(conn: Conn, project_id: int | None, jobset_id: int | None,
                 status: str | None) -> int:
     """How many `page` would list in all."""
-    found: int = await conn.fetchval(Q.api_evaluations_count, project_id, jobset_id, status)
+    found: int = await conn.fetchval(Q.evaluations_count, project_id, jobset_id, status)
     return found
 
 
 async def get(conn: Conn, evaluation_id: int) -> asyncpg.Record | None:
     """The evaluation with its `jobset` and `project` names and `project_id`."""
-    row: asyncpg.Record | None = await conn.fetchrow(Q.api_evaluation_get, evaluation_id)
+    row: asyncpg.Record | None = await conn.fetchrow(Q.evaluation_get, evaluation_id)
     return row
 
 
 async def inputs(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
     """(name, type, uri, revision, value) of what it evaluated, by name."""
-    return list(await conn.fetch(Q.api_evaluation_inputs, evaluation_id))
+    return list(await conn.fetch(Q.evaluation_inputs, evaluation_id))
 
 
 async def errors(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
     """(job, error_message) of the jobs that failed to evaluate, by job."""
-    return list(await conn.fetch(Q.api_evaluation_errors, evaluation_id))
+    return list(await conn.fetch(Q.evaluation_errors, evaluation_id))
 
 
 async def build_counts(conn: Conn, evaluation_id: int) -> asyncpg.Record:
     """(total, new, queued, running, succeeded, failed) of its builds."""
-    row: asyncpg.Record = await conn.fetchrow(Q.api_evaluation_build_counts, evaluation_id)
+    row: asyncpg.Record = await conn.fetchrow(Q.evaluation_build_counts, evaluation_id)
     return row
 
 
@@ -70,42 +70,42 @@ async def latest_succeeded_id(conn: Conn, project: str, jobset: str) -> int | No
 
 
 async def exists(conn: Conn, evaluation_id: int) -> bool:
-    return await conn.fetchval(Q.api_evaluation_exists, evaluation_id) is not None
+    return await conn.fetchval(Q.evaluation_exists, evaluation_id) is not None
 
 
 async def previous_id(conn: Conn, evaluation_id: int) -> int | None:
     """The evaluation of the same jobset before this one."""
-    found: int | None = await conn.fetchval(Q.api_evaluation_previous, evaluation_id)
+    found: int | None = await conn.fetchval(Q.evaluation_previous, evaluation_id)
     return found
 
 
 async def jobs(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:
     """(job, build_id, drv_path, state, buildstatus) of each of its jobs."""
-    return list(await conn.fetch(Q.api_evaluation_jobs, evaluation_id))
+    return list(await conn.fetch(Q.evaluation_jobs, evaluation_id))
 
 
 async def reserve_id(conn: Conn) -> asyncpg.Record:
     """(id, taken_at): the next evaluation's id, its row not written yet."""
-    row: asyncpg.Record = await conn.fetchrow(Q.evaluator_reserve_evaluation)
+    row: asyncpg.Record = await conn.fetchrow(Q.evaluation_reserve_id)
     return row
 
 
 async def latest_of(conn: Conn, jobset_id: int) -> asyncpg.Record | None:
     """(inputs_hash, status) of the jobset's newest evaluation."""
-    row: asyncpg.Record | None = await conn.fetchrow(Q.evaluator_last_evaluation, jobset_id)
+    row: asyncpg.Record | None = await conn.fetchrow(Q.evaluation_latest_of_jobset, jobset_id)
     return row
 
 
 async def build_ids(conn: Conn, evaluation_id: int) -> list[int]:
     """The ids of its builds, ascending."""
-    return [r["build_id"] for r in await conn.fetch(Q.hydra_eval_build_ids, evaluation_id)]
+    return [r["build_id"] for r in await conn.fetch(Q.evaluation_build_ids, evaluation_id)]
 
 
 async def inputs_of(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
     """(evaluation_id, name, type, uri, revision, value) of these evaluations' inputs."""
-    return list(await conn.fetch(Q.hydra_eval_inputs, ids))
+    return list(await conn.fetch(Q.evaluations_inputs, ids))
 
 
 async def members_of(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
     """(evaluation_id, build_id) of these evaluations' builds."""
-    return list(await conn.fetch(Q.hydra_eval_members, ids))
+    return list(await conn.fetch(Q.evaluations_members, ids))

@@ -62,35 +62,35 @@ async def write(conn: asyncpg.Connection, ev: Evaluation, rows: Iterable[tuple[A
     """A successful evaluation: its staging `rows` (STAGING_COLUMNS) become builds, and
     `failed` (job, error) its job errors."""
     async with conn.transaction():
-        await conn.execute(Q.evaluator_tune_ingest)
-        await conn.execute(Q.evaluator_create_staging)
-        await conn.execute(Q.evaluator_insert_evaluation, ev.id, ev.jobset_id, ev.commit_hash,
+        await conn.execute(Q.ingest_tune)
+        await conn.execute(Q.ingest_create_staging)
+        await conn.execute(Q.ingest_insert_evaluation, ev.id, ev.jobset_id, ev.commit_hash,
                            ev.inputs_hash, ev.flake_uri, ev.started_at)
         await conn.copy_records_to_table("evaluator_jobs", columns=STAGING_COLUMNS,
                                          records=rows)
-        await conn.execute(Q.evaluator_insert_builds, ev.jobset_id, ev.project_id)
-        await conn.execute(Q.evaluator_link_builds, ev.id)
-        await conn.execute(Q.evaluator_insert_dependencies)
+        await conn.execute(Q.ingest_insert_builds, ev.jobset_id, ev.project_id)
+        await conn.execute(Q.ingest_link_builds, ev.id)
+        await conn.execute(Q.ingest_insert_dependencies)
         if has_aggregates:
-            await conn.execute(Q.evaluator_insert_constituents)
-        await conn.execute(Q.evaluator_insert_job_errors, ev.id, [job for job, _ in failed],
+            await conn.execute(Q.ingest_insert_constituents)
+        await conn.execute(Q.ingest_insert_job_errors, ev.id, [job for job, _ in failed],
                            [error for _, error in failed])
         await _insert_inputs(conn, ev)
-        row = await conn.fetchrow(Q.evaluator_finish_evaluation, ev.id, len(failed))
-        await conn.execute(Q.evaluator_jobset_succeeded, ev.jobset_id, ev.started_at)
-        await conn.execute(Q.evaluator_notify, BUILDS_QUEUED, str(row["nr_new_builds"]))
-        await conn.execute(Q.evaluator_notify, EVAL_CHANGED, str(ev.id))
+        row = await conn.fetchrow(Q.ingest_finish_evaluation, ev.id, len(failed))
+        await conn.execute(Q.ingest_jobset_succeeded, ev.jobset_id, ev.started_at)
+        await conn.execute(Q.ingest_notify, BUILDS_QUEUED, str(row["nr_new_builds"]))
+        await conn.execute(Q.ingest_notify, EVAL_CHANGED, str(ev.id))
     return Counts(**dict(row))
 
 
 async def write_failure(conn: asyncpg.Connection, ev: Evaluation, message: str) -> None:
     """A failed evaluation: its row with the error, and the error on the jobset."""
     async with conn.transaction():
-        await conn.execute(Q.evaluator_insert_failed_evaluation, ev.id, ev.jobset_id,
+        await conn.execute(Q.ingest_insert_failed_evaluation, ev.id, ev.jobset_id,
                            ev.commit_hash, ev.inputs_hash, ev.flake_uri, message, ev.started_at)
         await _insert_inputs(conn, ev)
-        await conn.execute(Q.evaluator_jobset_failed, ev.jobset_id, message, ev.started_at)
-        await conn.execute(Q.evaluator_notify, EVAL_CHANGED, str(ev.id))
+        await conn.execute(Q.ingest_jobset_failed, ev.jobset_id, message, ev.started_at)
+        await conn.execute(Q.ingest_notify, EVAL_CHANGED, str(ev.id))
 
 
 async def _insert_inputs(conn: asyncpg.Connection, ev: Evaluation) -> None:
@@ -98,9 +98,9 @@ async def _insert_inputs(conn: asyncpg.Connection, ev: Evaluation) -> None:
         return
     cols = list(zip(*((i.name, i.type, i.uri, i.revision, i.value) for i in ev.inputs),
                     strict=True))
-    await conn.execute(Q.evaluator_insert_inputs, ev.id, *map(list, cols))
+    await conn.execute(Q.ingest_insert_inputs, ev.id, *map(list, cols))
 
 
 async def analyze(conn: asyncpg.Connection) -> None:
     """Fresh planner statistics on builds, after a large ingest."""
-    await conn.execute(Q.evaluator_analyze_builds)
+    await conn.execute(Q.builds_analyze)

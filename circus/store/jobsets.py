@@ -27,7 +27,7 @@ async def page(conn: Conn, project_id: int, limit: int, offset: int) -> list[asy
 
 
 async def count(conn: Conn, project_id: int) -> int:
-    found: int = await conn.fetchval(Q.api_jobsets_count, project_id)
+    found: int = await conn.fetchval(Q.jobsets_count, project_id)
     return found
 
 
@@ -35,7 +35,7 @@ async def with_latest_evaluation(conn: Conn, project_id: int, limit: int,
                                  offset: int) -> list[asyncpg.Record]:
     """A project's jobsets by name, each with its newest evaluation's `eval_id`,
     `eval_status`, `eval_commit`, `eval_time` and `eval_builds` (NULL when none)."""
-    return list(await conn.fetch(Q.dashboard_project_jobsets, project_id, limit, offset))
+    return list(await conn.fetch(Q.jobsets_with_latest_evaluation, project_id, limit, offset))
 
 
 async def get(conn: Conn, project_id: int, jobset_id: int) -> asyncpg.Record | None:
@@ -46,7 +46,7 @@ async def get(conn: Conn, project_id: int, jobset_id: int) -> asyncpg.Record | N
 
 async def by_id(conn: Conn, jobset_id: int) -> asyncpg.Record | None:
     """The jobset with its project's `project` name and `project_display_name`."""
-    row: asyncpg.Record | None = await conn.fetchrow(Q.dashboard_jobset_by_id, jobset_id)
+    row: asyncpg.Record | None = await conn.fetchrow(Q.jobset_by_id, jobset_id)
     return row
 
 
@@ -102,12 +102,12 @@ async def delete(conn: Conn, project_id: int, jobset_id: int) -> int | None:
 
 async def inputs(conn: Conn, jobset_id: int) -> list[asyncpg.Record]:
     """The jobset's inputs, every column, by name."""
-    return list(await conn.fetch(Q.api_jobset_inputs_list, jobset_id))
+    return list(await conn.fetch(Q.jobset_inputs, jobset_id))
 
 
 async def inputs_of(conn: Conn, jobset_ids: Sequence[int]) -> list[asyncpg.Record]:
     """(jobset_id, name, type, value) of the inputs of several jobsets, by jobset, name."""
-    return list(await conn.fetch(Q.hydra_jobset_inputs, list(jobset_ids)))
+    return list(await conn.fetch(Q.jobsets_inputs, list(jobset_ids)))
 
 
 async def add_input(conn: Conn, jobset_id: int, name: str, kind: str, value: str
@@ -168,25 +168,25 @@ async def declare_inputs(conn: Conn, jobset_id: int, declared: Sequence[Input]) 
 async def due(conn: Conn, skipping: Sequence[int]) -> list[asyncpg.Record]:
     """Enabled jobsets to evaluate now (interval elapsed or triggered), but not these,
     each with what the evaluator needs to know of it and its project."""
-    return list(await conn.fetch(Q.evaluator_due_jobsets, skipping))
+    return list(await conn.fetch(Q.jobsets_due, skipping))
 
 
 async def seconds_until_due(conn: Conn, skipping: Sequence[int]) -> float | None:
     """How long until the next of the other jobsets is due; None when none is."""
-    found: float | None = await conn.fetchval(Q.evaluator_seconds_until_due, skipping)
+    found: float | None = await conn.fetchval(Q.jobsets_seconds_until_due, skipping)
     return found
 
 
 async def mark_checked(conn: Conn, jobset_id: int, started_at: object) -> None:
     """Checked at `started_at` with nothing new; a trigger that came later stays."""
-    await conn.execute(Q.evaluator_mark_checked, jobset_id, started_at)
+    await conn.execute(Q.jobset_mark_checked, jobset_id, started_at)
 
 
 async def try_lock(conn: asyncpg.Connection, jobset_id: int) -> bool:
     """The session's lock on evaluating the jobset, if no other session holds it."""
-    ours: bool = await conn.fetchval(Q.evaluator_try_lock_jobset, jobset_id)
+    ours: bool = await conn.fetchval(Q.jobset_try_lock, jobset_id)
     return ours
 
 
 async def unlock(conn: asyncpg.Connection, jobset_id: int) -> None:
-    await conn.fetchval(Q.evaluator_unlock_jobset, jobset_id)
+    await conn.fetchval(Q.jobset_unlock, jobset_id)

@@ -28,38 +28,38 @@ async def systems(conn: Conn) -> list[asyncpg.Record]:
 
 async def build_counts(conn: Conn) -> list[asyncpg.Record]:
     """(project_id, state, buildstatus, n): every build, counted."""
-    return list(await conn.fetch(Q.prometheus_builds))
+    return list(await conn.fetch(Q.builds_counted))
 
 
 async def durations(conn: Conn) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(Q.prometheus_durations)
+    row: asyncpg.Record = await conn.fetchrow(Q.build_durations)
     return row
 
 
 async def evaluation_counts(conn: Conn) -> dict[str, int]:
     """How many evaluations are in each status."""
-    return {r["status"]: r["n"] for r in await conn.fetch(Q.prometheus_evaluations)}
+    return {r["status"]: r["n"] for r in await conn.fetch(Q.evaluations_counted)}
 
 
 async def projects(conn: Conn) -> list[asyncpg.Record]:
-    return list(await conn.fetch(Q.prometheus_projects))
+    return list(await conn.fetch(Q.projects_counted))
 
 
 async def optional_counts(conn: Conn) -> dict[str, int]:
     """Rows of the tables a later migration adds (0 while it is missing)."""
-    tables = await conn.fetchrow(Q.prometheus_optional_tables)
-    return {name: (await conn.fetchval(Q[f"prometheus_{name}"]) if tables[name] else 0)
+    tables = await conn.fetchrow(Q.optional_tables_present)
+    return {name: (await conn.fetchval(Q[f"count_{name}"]) if tables[name] else 0)
             for name in ("channels", "remote_builders")}
 
 
 async def system_status(conn: Conn) -> asyncpg.Record:
     """The admin status page's database, queue and evaluation counts."""
-    row: asyncpg.Record = await conn.fetchrow(Q.admin_system_status)
+    row: asyncpg.Record = await conn.fetchrow(Q.system_status)
     return row
 
 
 async def home_counts(conn: Conn) -> asyncpg.Record:
     """(queued, running, projects, evaluating, builds_estimate, succeeded_day,
     failed_day): the front page's figures."""
-    row: asyncpg.Record = await conn.fetchrow(Q.dashboard_home_counts)
+    row: asyncpg.Record = await conn.fetchrow(Q.system_counts)
     return row

@@ -30,17 +30,17 @@ async def matching(conn: Conn, text: str | None, limit: int,
                    offset: int) -> list[asyncpg.Record]:
     """Projects by name whose name, display name or description contains `text` (all
     when None), each with `nr_jobsets` and `nr_queued`."""
-    return list(await conn.fetch(Q.dashboard_projects_page, text, limit, offset))
+    return list(await conn.fetch(Q.projects_matching, text, limit, offset))
 
 
 async def matching_count(conn: Conn, text: str | None) -> int:
-    found: int = await conn.fetchval(Q.dashboard_projects_count, text)
+    found: int = await conn.fetchval(Q.projects_matching_count, text)
     return found
 
 
 async def names(conn: Conn) -> list[asyncpg.Record]:
     """(id, name) of the first 500 projects by name, for a choice list."""
-    return list(await conn.fetch(Q.dashboard_project_names))
+    return list(await conn.fetch(Q.project_names))
 
 
 async def by_id(conn: Conn, project_id: int) -> asyncpg.Record | None:
@@ -61,7 +61,7 @@ async def id_by_name(conn: Conn, name: str) -> int | None:
 
 async def by_key(conn: Conn, project_id: int | None, name: str) -> asyncpg.Record | None:
     """The project with this id or this name (a path segment that may be either)."""
-    row: asyncpg.Record | None = await conn.fetchrow(Q.dashboard_project_by_key,
+    row: asyncpg.Record | None = await conn.fetchrow(Q.project_by_id_or_name,
                                                      project_id, name)
     return row
 

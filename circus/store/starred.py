@@ -14,11 +14,11 @@ Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 async def page(conn: Conn, user_id: int, limit: int, offset: int) -> list[asyncpg.Record]:
     """The user's stars by id, with jobset and project names."""
-    return list(await conn.fetch(Q.accounts_starred_list, user_id, limit, offset))
+    return list(await conn.fetch(Q.starred_page, user_id, limit, offset))
 
 
 async def count(conn: Conn, user_id: int) -> int:
-    total: int = await conn.fetchval(Q.accounts_starred_count, user_id)
+    total: int = await conn.fetchval(Q.starred_count, user_id)
     return total
 
 
@@ -27,7 +27,7 @@ async def add(conn: Conn, user_id: int, jobset_id: int, job: str) -> asyncpg.Rec
     there already (created false). None when there is no such jobset."""
     if await conn.fetchval(Q.jobset_id_if_exists, jobset_id) is None:
         return None
-    row: asyncpg.Record = await conn.fetchrow(Q.accounts_starred_insert, user_id,
+    row: asyncpg.Record = await conn.fetchrow(Q.starred_insert, user_id,
                                               jobset_id, job)
     return row
 
@@ -40,7 +40,7 @@ async def get(conn: Conn, star_id: int) -> asyncpg.Record | None:
 
 async def delete(conn: Conn, star_id: int, user_id: int) -> int | None:
     """The id of the star deleted; None when the user has no such star."""
-    deleted: int | None = await conn.fetchval(Q.accounts_starred_delete, star_id, user_id)
+    deleted: int | None = await conn.fetchval(Q.starred_delete, star_id, user_id)
     return deleted
 
 
@@ -48,10 +48,10 @@ async def with_latest_builds(conn: Conn, user_id: int, limit: int,
                              offset: int) -> list[asyncpg.Record]:
     """The user's stars by project, jobset and job, each with its job's newest build
     (`build_id`, `state`, `buildstatus`, `finished_at`; NULL when it has none)."""
-    return list(await conn.fetch(Q.dashboard_starred_page, user_id, limit, offset))
+    return list(await conn.fetch(Q.starred_with_latest_builds, user_id, limit, offset))
 
 
 async def find(conn: Conn, user_id: int, jobset_id: int, job: str) -> int | None:
     """The id of the user's star on that job, if there is one."""
-    found: int | None = await conn.fetchval(Q.dashboard_job_starred, user_id, jobset_id, job)
+    found: int | None = await conn.fetchval(Q.starred_find, user_id, jobset_id, job)
     return found

@@ -102,7 +102,7 @@ async def insert_external(conn: Conn, username: str, *, email: str | None, full_
 
 
 async def password_hash_by_name(conn: Conn, username: str) -> str | None:
-    found: str | None = await conn.fetchval(Q.declared_user_password_hash, username)
+    found: str | None = await conn.fetchval(Q.user_password_hash_by_name, username)
     return found
 
 

@@ -238,7 +238,7 @@ SELECT (c.reltuples * m.freq)::bigint
  WHERE c.oid = 'builds'::regclass AND s.schemaname = current_schema()
    AND s.tablename = 'builds' AND s.attname = 'project_id' AND m.project = $1;
 
--- name: api_build_get
+-- name: build_get
 SELECT b.*, p.name AS project, j.name AS jobset
   FROM builds b
   JOIN jobsets j ON j.id = b.jobset_id

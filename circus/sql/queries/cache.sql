@@ -14,3 +14,17 @@ ON CONFLICT (hash_part) DO NOTHING;
 -- name: cache_path_by_hash
 SELECT hash_part, store_path, nar_hash, nar_size, refs, deriver
   FROM cache_paths WHERE hash_part = $1;
+
+-- name: outputs_expired
+-- Output paths every owner of which finished before the cutoff ($1 days ago) and none of
+-- which is kept: a path shared with a kept or recent build stays rooted.
+SELECT o.path
+  FROM build_outputs o
+  JOIN builds b ON b.id = o.build_id
+ GROUP BY o.path
+HAVING bool_and(NOT b.keep AND b.state = 'finished'
+                AND b.finished_at < now() - make_interval(days => $1::int));
+
+-- name: cache_paths_forget
+-- Expired outputs are no longer offered by the binary cache.
+DELETE FROM cache_paths WHERE store_path = ANY($1::text[]) RETURNING store_path;

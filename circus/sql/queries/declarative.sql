@@ -51,7 +51,7 @@ ON CONFLICT (key_hash) DO UPDATE
 -- A key removed from the file stops working at the next start.
 DELETE FROM api_keys WHERE declarative AND NOT (key_hash = ANY($1::text[]));
 
--- name: declared_user_password_hash
+-- name: user_password_hash_by_name
 SELECT password_hash FROM users WHERE username = $1;
 
 -- name: declare_user

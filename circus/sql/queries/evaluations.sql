@@ -2,7 +2,7 @@
 -- circus/server/api/compare.py). In the lists each filter is optional (NULL: any); the
 -- jobset and status filters have their own indexes, the project filter goes through jobsets.
 
--- name: api_evaluations_list
+-- name: evaluations_page
 SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
   FROM evaluations e
   JOIN jobsets j ON j.id = e.jobset_id
@@ -13,7 +13,7 @@ SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
  ORDER BY e.id DESC
  LIMIT $4 OFFSET $5;
 
--- name: api_evaluations_count
+-- name: evaluations_count
 SELECT count(*)
   FROM evaluations e
   JOIN jobsets j ON j.id = e.jobset_id
@@ -21,7 +21,7 @@ SELECT count(*)
    AND ($2::bigint IS NULL OR e.jobset_id = $2)
    AND ($3::text IS NULL OR e.status = $3);
 
--- name: api_evaluation_get
+-- name: evaluation_get
 SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
   FROM evaluations e
   JOIN jobsets j ON j.id = e.jobset_id
@@ -44,14 +44,14 @@ SELECT e.id FROM evaluations e
  WHERE p.name = $1 AND j.name = $2 AND e.status = 'succeeded'
  ORDER BY e.id DESC LIMIT 1;
 
--- name: api_evaluation_inputs
+-- name: evaluation_inputs
 SELECT name, type, uri, revision, value FROM evaluation_inputs
  WHERE evaluation_id = $1 ORDER BY name;
 
--- name: api_evaluation_errors
+-- name: evaluation_errors
 SELECT job, error_message FROM evaluation_errors WHERE evaluation_id = $1 ORDER BY job;
 
--- name: api_evaluation_build_counts
+-- name: evaluation_build_counts
 SELECT count(*) AS total,
        count(*) FILTER (WHERE eb.is_new) AS new,
        count(*) FILTER (WHERE b.state = 'queued') AS queued,
@@ -61,18 +61,39 @@ SELECT count(*) AS total,
   FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
  WHERE eb.evaluation_id = $1;
 
--- name: api_evaluation_previous
+-- name: evaluation_previous
 -- The evaluation of the same jobset just before this one (evaluations_jobset_idx).
 SELECT p.id FROM evaluations e
   JOIN evaluations p ON p.jobset_id = e.jobset_id AND p.id < e.id
  WHERE e.id = $1
  ORDER BY p.id DESC LIMIT 1;
 
--- name: api_evaluation_jobs
+-- name: evaluation_jobs
 SELECT b.job, b.id AS build_id, b.drv_path, b.state, b.buildstatus
   FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
  WHERE eb.evaluation_id = $1
  ORDER BY b.job, b.id;
 
--- name: api_evaluation_exists
+-- name: evaluation_exists
 SELECT id FROM evaluations WHERE id = $1;
+
+-- name: evaluations_inputs
+SELECT evaluation_id, name, type, uri, revision, value FROM evaluation_inputs
+ WHERE evaluation_id = ANY($1::bigint[])
+ ORDER BY evaluation_id, name;
+
+-- name: evaluations_members
+SELECT evaluation_id, build_id FROM evaluation_builds
+ WHERE evaluation_id = ANY($1::bigint[])
+ ORDER BY evaluation_id, build_id;
+
+-- name: evaluation_build_ids
+SELECT build_id FROM evaluation_builds WHERE evaluation_id = $1 ORDER BY build_id;
+
+-- name: evaluation_reserve_id
+-- The evaluation's id is taken at the start (for the logs) and its row written only by
+-- the ingest, so an abandoned evaluation leaves nothing behind.
+SELECT nextval(pg_get_serial_sequence('evaluations', 'id')) AS id, now() AS taken_at;
+
+-- name: evaluation_latest_of_jobset
+SELECT inputs_hash, status FROM evaluations WHERE jobset_id = $1 ORDER BY id DESC LIMIT 1;

@@ -3,7 +3,7 @@
 -- name: jobsets_list
 SELECT * FROM jobsets WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3;
 
--- name: api_jobsets_count
+-- name: jobsets_count
 SELECT count(*) FROM jobsets WHERE project_id = $1;
 
 -- name: jobsets_count_other_than
@@ -35,7 +35,7 @@ SELECT j.name, p.name AS project, j.check_interval, j.error_message, j.error_tim
 -- name: jobset_get
 SELECT * FROM jobsets WHERE project_id = $1 AND id = $2;
 
--- name: api_jobset_inputs_list
+-- name: jobset_inputs
 SELECT * FROM jobset_inputs WHERE jobset_id = $1 ORDER BY name;
 
 -- name: jobset_input_insert
@@ -105,3 +105,72 @@ DELETE FROM jobset_inputs WHERE jobset_id = $1;
 -- name: jobset_inputs_insert
 INSERT INTO jobset_inputs (jobset_id, name, type, value)
 SELECT $1, n, t, v FROM unnest($2::text[], $3::text[], $4::text[]) AS i(n, t, v);
+
+-- name: jobsets_inputs
+SELECT jobset_id, name, type, value FROM jobset_inputs
+ WHERE jobset_id = ANY($1::bigint[])
+ ORDER BY jobset_id, name;
+
+-- name: jobsets_with_latest_evaluation
+-- A project's jobsets with their latest evaluation (evaluations_jobset_idx, one row each).
+SELECT j.*, e.id AS eval_id, e.status AS eval_status, e.commit_hash AS eval_commit,
+       e.created_at AS eval_time, e.nr_builds AS eval_builds
+  FROM jobsets j
+  LEFT JOIN LATERAL (SELECT id, status, commit_hash, created_at, nr_builds
+                       FROM evaluations WHERE jobset_id = j.id
+                      ORDER BY id DESC LIMIT 1) e ON true
+ WHERE j.project_id = $1
+ ORDER BY j.name
+ LIMIT $2 OFFSET $3;
+
+-- name: jobset_by_id
+SELECT j.*, p.name AS project, p.display_name AS project_display_name
+  FROM jobsets j JOIN projects p ON p.id = j.project_id
+ WHERE j.id = $1;
+
+-- name: jobsets_due
+-- Enabled jobsets whose check interval elapsed or that were triggered, skipping those
+-- this process is evaluating ($1) and one-at-a-time jobsets with unfinished builds.
+SELECT j.id, j.name, j.project_id, p.name AS project_name, p.repository_url,
+       j.nix_expression, j.flake, j.branch, j.enabled, j.trigger_time
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.enabled
+   AND j.enabled BETWEEN 1 AND 3
+   AND NOT (j.id = ANY($1::bigint[]))
+   AND (j.trigger_time IS NOT NULL
+        OR (j.check_interval > 0
+            AND (j.last_checked_at IS NULL
+                 OR j.last_checked_at <= now() - make_interval(secs => j.check_interval))))
+   AND NOT (j.enabled = 3 AND EXISTS (
+            SELECT 1 FROM builds b WHERE b.jobset_id = j.id AND b.state <> 'finished'))
+ ORDER BY j.trigger_time IS NULL, j.last_checked_at NULLS FIRST, j.id;
+
+-- name: jobsets_seconds_until_due
+-- How long until the next jobset's check interval elapses (NULL: none is scheduled).
+SELECT EXTRACT(EPOCH FROM min(j.last_checked_at + make_interval(secs => j.check_interval))
+                          - now())::float8
+  FROM jobsets j
+  JOIN projects p ON p.id = j.project_id
+ WHERE p.enabled
+   AND j.enabled BETWEEN 1 AND 3
+   AND j.check_interval > 0
+   AND j.last_checked_at IS NOT NULL
+   AND NOT (j.id = ANY($1::bigint[]))
+   AND NOT (j.enabled = 3 AND EXISTS (
+            SELECT 1 FROM builds b WHERE b.jobset_id = j.id AND b.state <> 'finished'));
+
+-- name: jobset_mark_checked
+-- Inputs unchanged: nothing to evaluate. A trigger that came after we started stays.
+UPDATE jobsets
+   SET last_checked_at = now(),
+       trigger_time = CASE WHEN trigger_time <= $2 THEN NULL ELSE trigger_time END
+ WHERE id = $1;
+
+-- name: jobset_try_lock
+-- One evaluation of a jobset at a time across every evaluator process. A session lock:
+-- a process that dies releases it with its connection.
+SELECT pg_try_advisory_lock(1667855213, $1::int);
+
+-- name: jobset_unlock
+SELECT pg_advisory_unlock(1667855213, $1::int);

@@ -40,12 +40,12 @@ SELECT s.system,
            AS queued
   FROM s WHERE s.system IS NOT NULL ORDER BY s.system;
 
--- name: prometheus_builds
+-- name: builds_counted
 -- Builds by project and outcome: one pass over the table for every build gauge.
 SELECT project_id, state, buildstatus, count(*) AS n
   FROM builds GROUP BY project_id, state, buildstatus;
 
--- name: prometheus_durations
+-- name: build_durations
 -- Over the most recent 10 000 successful builds (builds_finished_idx), so a scrape stays
 -- cheap however long the history.
 SELECT avg(d)::float8 AS avg,
@@ -57,20 +57,42 @@ SELECT avg(d)::float8 AS avg,
          WHERE finished_at IS NOT NULL AND buildstatus = 0 AND started_at IS NOT NULL
          ORDER BY finished_at DESC LIMIT 10000) r;
 
--- name: prometheus_evaluations
+-- name: evaluations_counted
 SELECT status, count(*) AS n FROM evaluations GROUP BY status;
 
--- name: prometheus_projects
+-- name: projects_counted
 SELECT id, name FROM projects ORDER BY name;
 
--- name: prometheus_optional_tables
+-- name: optional_tables_present
 -- Channels and remote builders come with other areas' migrations: counted only when
 -- their tables exist (a missing table would fail the whole scrape).
 SELECT to_regclass('channels') IS NOT NULL AS channels,
        to_regclass('remote_builders') IS NOT NULL AS remote_builders;
 
--- name: prometheus_channels
+-- name: count_channels
 SELECT count(*) FROM channels;
 
--- name: prometheus_remote_builders
+-- name: count_remote_builders
 SELECT count(*) FROM remote_builders;
+
+-- name: system_counts
+-- Queue counts use the partial queue indexes; outcomes of the last day builds_finished_idx.
+SELECT (SELECT count(*) FROM builds WHERE state = 'queued') AS queued,
+       (SELECT count(*) FROM builds WHERE state = 'running') AS running,
+       (SELECT count(*) FROM projects) AS projects,
+       (SELECT count(*) FROM evaluations WHERE status = 'running') AS evaluating,
+       (SELECT reltuples::bigint FROM pg_class WHERE oid = 'builds'::regclass) AS builds_estimate,
+       d.succeeded AS succeeded_day, d.failed AS failed_day
+  FROM (SELECT count(*) FILTER (WHERE buildstatus = 0) AS succeeded,
+               count(*) FILTER (WHERE buildstatus <> 0) AS failed
+          FROM builds WHERE finished_at >= now() - interval '24 hours') d;
+
+-- name: system_status
+SELECT current_setting('server_version') AS postgres_version,
+       pg_database_size(current_database()) AS database_size_bytes,
+       (SELECT count(*) FROM builds WHERE state = 'queued') AS builds_queued,
+       (SELECT count(*) FROM builds WHERE state = 'running') AS builds_running,
+       (SELECT count(*) FROM evaluations WHERE status = 'running') AS evaluations_running,
+       (SELECT count(*) FROM projects) AS projects,
+       (SELECT count(*) FROM jobsets) AS jobsets,
+       now() AS now;

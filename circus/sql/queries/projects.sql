@@ -49,3 +49,28 @@ RETURNING id;
 -- name: project_delete
 -- Jobsets, evaluations and builds go with it (ON DELETE CASCADE).
 DELETE FROM projects WHERE id = $1 RETURNING id;
+
+-- name: projects_matching
+-- $1 name/description filter or NULL, $2 limit, $3 offset
+SELECT p.*,
+       (SELECT count(*) FROM jobsets j WHERE j.project_id = p.id) AS nr_jobsets,
+       (SELECT count(*) FROM builds b WHERE b.project_id = p.id AND b.state = 'queued')
+           AS nr_queued
+  FROM projects p
+ WHERE ($1::text IS NULL OR p.name ILIKE '%' || $1 || '%'
+        OR p.display_name ILIKE '%' || $1 || '%' OR p.description ILIKE '%' || $1 || '%')
+ ORDER BY p.name
+ LIMIT $2 OFFSET $3;
+
+-- name: projects_matching_count
+SELECT count(*) FROM projects p
+ WHERE ($1::text IS NULL OR p.name ILIKE '%' || $1 || '%'
+        OR p.display_name ILIKE '%' || $1 || '%' OR p.description ILIKE '%' || $1 || '%');
+
+-- name: project_names
+-- For filter drop-downs: a bounded list.
+SELECT id, name FROM projects ORDER BY name LIMIT 500;
+
+-- name: project_by_id_or_name
+-- A project by id ($1) or name ($2).
+SELECT * FROM projects WHERE id = $1 OR name = $2 LIMIT 1;

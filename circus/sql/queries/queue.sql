@@ -80,3 +80,31 @@ WITH failed AS (
  RETURNING id
 )
 SELECT id, pg_notify('circus_build_changed', id::text) FROM failed;
+
+-- name: queued_builds_page
+-- Queued builds in the order runners claim them (builds_queue_idx).
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.state, b.buildstatus, b.priority, b.global_priority,
+       b.created_at, b.started_at, b.finished_at, b.runner_id
+  FROM (SELECT * FROM builds WHERE state = 'queued'
+         AND ($1::text IS NULL OR system = $1)
+         ORDER BY global_priority DESC, priority DESC, id
+         LIMIT $2 OFFSET $3) b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ ORDER BY b.global_priority DESC, b.priority DESC, b.id;
+
+-- name: queued_builds_count
+SELECT count(*) FROM builds WHERE state = 'queued' AND ($1::text IS NULL OR system = $1);
+
+-- name: running_builds
+-- Running builds (builds_running_idx); few at a time: bounded by the runners' workers.
+SELECT b.id, b.project_id, p.name AS project, b.jobset_id, j.name AS jobset, b.job,
+       b.nix_name, b.system, b.state, b.buildstatus, b.priority, b.global_priority,
+       b.created_at, b.started_at, b.finished_at, b.runner_id, b.log_size
+  FROM builds b
+  JOIN jobsets j ON j.id = b.jobset_id
+  JOIN projects p ON p.id = b.project_id
+ WHERE b.state = 'running'
+ ORDER BY b.started_at NULLS LAST, b.id
+ LIMIT 500;

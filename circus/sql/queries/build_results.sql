@@ -1,7 +1,7 @@
 -- Finishing a build: status, outputs, products, metrics, steps, and what it means for
 -- the builds that wait on it. All run in one transaction by the runner.
 
--- name: results_finish
+-- name: build_finish_if_ours
 -- Builds $2 with statuses $3 and errors $4, but only those still running under runner $1:
 -- a cancelled or reaped build stays as it is. Returns the ids finished here. On success,
 -- runners hear of dependents that became ready. (CTEs share one snapshot, so the readiness
@@ -33,26 +33,26 @@ SELECT done.id, pg_notify('circus_build_changed', done.id::text),
        CASE WHEN ready.n > 0 THEN pg_notify('circus_builds_queued', ready.n::text) END
   FROM done, ready;
 
--- name: results_insert_outputs
+-- name: build_outputs_insert
 INSERT INTO build_outputs (build_id, name, path)
 SELECT $1, o.name, o.path FROM unnest($2::text[], $3::text[]) AS o(name, path)
 ON CONFLICT (build_id, name) DO UPDATE SET path = EXCLUDED.path;
 
--- name: results_insert_products
+-- name: build_products_insert
 INSERT INTO build_products (build_id, product_nr, type, subtype, name, path, default_path,
                             file_size, sha256)
 SELECT $1, p.* FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
                            $7::text[], $8::bigint[], $9::text[]) AS p;
 
--- name: results_insert_metrics
+-- name: build_metrics_insert
 INSERT INTO build_metrics (build_id, name, value, unit)
 SELECT $1, m.* FROM unnest($2::text[], $3::double precision[], $4::text[]) AS m;
 
--- name: results_insert_steps
+-- name: build_steps_insert
 INSERT INTO build_steps (build_id, step_nr, drv_path, kind, machine, status, error_message,
                          started_at, finished_at)
 SELECT $1, s.* FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::smallint[],
                            $7::text[], $8::timestamptz[], $9::timestamptz[]) AS s;
 
--- name: results_lock_if_finished
+-- name: build_lock_if_finished
 SELECT id FROM builds WHERE id = $1 AND state = 'finished' FOR UPDATE;
