@@ -1,6 +1,7 @@
-"""Shared fixtures: a real PostgreSQL (the embedded wheel) started once per run, a
-template database with the migrations applied, and a fresh database per test made from
-it; Nix settings for an offline machine; git repositories in tmp dirs.
+"""The suite's fixtures, all of them: a real PostgreSQL (the embedded wheel) started once
+per run, a template database with the migrations applied, and a fresh database per test
+made from it; a configuration and a server context on it; git repositories in tmp dirs.
+Nix and git are configured for an offline machine. Plain helpers are in tests/helpers/.
 """
 
 from __future__ import annotations
@@ -8,38 +9,33 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 
 from circus.app import config as configuration
+from circus.app.context import Context
 from circus.db import embedded, migrations
+from circus.db.bus import Bus
+from circus.server.http.app import init_app
+from tests.helpers.api import insert_keys
+from tests.helpers.repos import commit_files, git
+from tests.helpers.suite import NIX_CONF_DIR, NIX_CONFIG, TEMPLATE, free_port
 
-# Nix as the suite needs it, whatever the machine has: single-user as root with no build
-# users (Debian's nix-bin creates no nixbld group), no sandbox (it has no /bin/sh), no
-# default substituter (offline: every call would retry cache.nixos.org for seconds).
-# Its configuration directory is the suite's own, so /etc/nix is never read.
-NIX_CONFIG = ("experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\n"
-              "build-users-group =\n")
+# Nix as the suite needs it, whatever the machine has (see tests/helpers/suite.py); its
+# configuration directory is the suite's own, so /etc/nix is never read.
 os.environ["NIX_CONFIG"] = NIX_CONFIG
-_NIX_CONF_DIR = Path(__file__).resolve().parent / "data" / "nix-conf"
-os.environ["NIX_CONF_DIR"] = str(_NIX_CONF_DIR)
-os.environ["NIX_USER_CONF_FILES"] = str(_NIX_CONF_DIR / "nix.conf")
+os.environ["NIX_CONF_DIR"] = str(NIX_CONF_DIR)
+os.environ["NIX_USER_CONF_FILES"] = str(NIX_CONF_DIR / "nix.conf")
 os.environ.setdefault("GIT_AUTHOR_NAME", "Circus Tests")
 os.environ.setdefault("GIT_AUTHOR_EMAIL", "tests@circus.invalid")
 os.environ.setdefault("GIT_COMMITTER_NAME", "Circus Tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@circus.invalid")
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-TEMPLATE = "circus_template"
-OUTPUT_DIR = Path(os.environ.get("CIRCUS_TEST_OUTPUT", ROOT / "test-output"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,16 +78,25 @@ async def database_url(pg_server: embedded.EmbeddedPostgres) -> AsyncIterator[st
 
 
 @pytest.fixture
+async def context(make_config: Callable[..., configuration.Config], pool: asyncpg.Pool,
+                  database_url: str) -> AsyncIterator[Context]:
+    bus = Bus(database_url)
+    await bus.start()
+    await insert_keys(pool)
+    yield Context(config=make_config(), pool=pool, bus=bus, database_url=database_url)
+    await bus.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, context: Context) -> TestClient:
+    return await aiohttp_client(await init_app(context))
+
+
+@pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
     yield pool
     await pool.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -121,11 +126,6 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     """A git repository with the given files committed; returns its path."""
@@ -138,17 +138,3 @@ def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
         return repo
 
     return make
-
-
-def commit_files(repo: Path, files: dict[str, str], message: str) -> str:
-    for rel, text in files.items():
-        path = repo / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
-
-
-def circus_command() -> list[str]:
-    return [sys.executable, "-m", "circus.cli"]

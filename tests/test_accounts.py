@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from circus.server.accounts import auth
 from circus.server.accounts.sessions import COOKIE
-from tests.test_api_support import (
+from tests.helpers.api import (
     ADMIN,
     READONLY_KEY,
     ROLE_KEYS,
@@ -19,8 +19,6 @@ from tests.test_api_support import (
     seed_jobset,
     seed_project,
 )
-
-pytest_plugins = ("tests.test_api_support",)
 
 PASSWORD = "correct horse battery"
 

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import (
+from tests.helpers.api import (
     ADMIN,
     ROLE_KEYS,
     bearer,
@@ -17,7 +17,6 @@ from tests.test_api_support import (
 )
 
 # The `context` and `client` fixtures.
-pytest_plugins = ("tests.test_api_support",)
 
 
 async def _two_jobsets(client: TestClient, pool: asyncpg.Pool) -> dict[str, int]:

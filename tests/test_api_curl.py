@@ -13,7 +13,7 @@ import pytest
 
 from circus.app.context import Context
 from circus.server.http import role
-from tests.test_api_support import (
+from tests.helpers.api import (
     insert_build,
 )
 
@@ -31,7 +31,6 @@ SEED_EXAMPLES = {
 }
 
 # The `context` and `client` fixtures.
-pytest_plugins = ("tests.test_api_support",)
 
 
 @pytest.fixture

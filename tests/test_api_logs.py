@@ -11,14 +11,13 @@ from aiohttp.test_utils import TestClient
 
 from circus.db import embedded
 from circus.store import logs as logstore
-from tests.test_api_support import (
+from tests.helpers.api import (
     insert_build,
     seed_jobset,
     seed_project,
 )
 
 # The `context` and `client` fixtures.
-pytest_plugins = ("tests.test_api_support",)
 
 
 async def _running_build(client: TestClient, pool: asyncpg.Pool) -> int:

@@ -8,9 +8,7 @@ import asyncio
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import seed_jobset, seed_project
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import seed_jobset, seed_project
 
 INSERT_MANY = """
 INSERT INTO builds (project_id, jobset_id, job, drv_path, system)

@@ -9,9 +9,7 @@ import uuid
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import insert_build, seed_jobset, seed_project
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import insert_build, seed_jobset, seed_project
 
 # A real store path: a file product, a directory product with a symlink out of the store
 # and one up to its parent, and a sibling file outside the directory product.

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import (
+from tests.helpers.api import (
     ADMIN,
     READONLY_KEY,
     ROLE_KEYS,
@@ -16,7 +16,6 @@ from tests.test_api_support import (
 )
 
 # The `context` and `client` fixtures.
-pytest_plugins = ("tests.test_api_support",)
 
 
 async def test_health_reports_database_ok(client: TestClient) -> None:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from circus.app.config import Config
 from circus.app.context import Context
 from circus.server.http.app import init_app
-from tests.test_api_support import (
+from tests.helpers.api import (
     ADMIN,
     READONLY_KEY,
     bearer,
@@ -23,8 +23,6 @@ from tests.test_api_support import (
     seed_jobset,
     seed_project,
 )
-
-pytest_plugins = ("tests.test_api_support",)
 
 
 async def _json(resp: Any, status: int = 200) -> Any:

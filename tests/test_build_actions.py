@@ -9,10 +9,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import ADMIN, ADMIN_KEY, insert_build, seed_jobset, seed_project
-from tests.test_dashboard_pages import login
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN, ADMIN_KEY, insert_build, seed_jobset, seed_project
+from tests.helpers.dashboard import login
 
 JSON = {"Accept": "application/json"}
 

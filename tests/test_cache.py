@@ -13,7 +13,7 @@ from aiohttp import ClientSession
 
 from circus.nix import narinfo, signing
 from circus.nix.pathinfo import PathInfo, hash_part
-from tests.test_cache_support import Server, build_jobs, make_key, run
+from tests.helpers.cache import Server, build_jobs, make_key, run
 
 
 @pytest.fixture

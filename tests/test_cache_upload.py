@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_cache_support import build_jobs, make_key, run
+from tests.helpers.cache import build_jobs, make_key, run
 
 
 async def test_closure_is_uploaded_signed_to_a_file_store(make_config, database_url, pool,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from tests.test_api_support import ADMIN, READONLY_KEY, bearer
-from tests.test_cache_support import PAIR, Server, build_jobs, make_jobset, run
+from tests.helpers.api import ADMIN, READONLY_KEY, bearer
+from tests.helpers.cache import PAIR, Server, build_jobs, make_jobset, run
 
 WITH_BROKEN = PAIR.replace("in {", 'in {\n  broken = mk { name = "broken"; script = "exit 1"; };')
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from circus.app import config as configuration
-
-from .conftest import ROOT
+from tests.helpers.suite import ROOT
 
 
 def test_defaults_follow_the_option_table() -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from .conftest import OUTPUT_DIR, commit_files, git
-from .e2e import ADMIN_KEY, NONCE, Circus, host_system, wait_for
+from tests.helpers.e2e import ADMIN_KEY, NONCE, Circus, wait_for
+from tests.helpers.repos import commit_files, git
+from tests.helpers.suite import OUTPUT_DIR, host_system
 
 pytestmark = pytest.mark.slow
 

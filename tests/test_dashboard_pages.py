@@ -14,33 +14,14 @@ from aiohttp.test_utils import TestClient
 from circus.server.dashboard import ansi, svg
 from circus.server.dashboard.build import tail_start
 from circus.store import logs
-from tests.test_api_support import (
+from tests.helpers.api import (
     ADMIN_KEY,
     READONLY_KEY,
     insert_build,
     seed_jobset,
     seed_project,
 )
-
-pytest_plugins = ("tests.test_api_support",)
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def same_origin(client: TestClient) -> dict[str, str]:
-    """What a browser sends with a form posted from this server's page (login CSRF)."""
-    return {"Origin": str(client.make_url("")).rstrip("/")}
-
-
-async def login(client: TestClient, key: str) -> str:
-    """Log this client in with an API key through the login form; its CSRF token."""
-    resp = await client.post("/dashboard/login", data={"api_key": key, "next": "/"},
-                             allow_redirects=False, headers=same_origin(client))
-    assert resp.status == 302, await resp.text()
-    page = await (await client.get("/")).text()
-    found = CSRF.search(page)
-    assert found, "a logged-in page carries the CSRF token in its forms"
-    return found.group(1)
+from tests.helpers.dashboard import CSRF, login, same_origin
 
 
 async def _seed(client: TestClient, pool: asyncpg.Pool) -> dict[str, int]:

@@ -10,15 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_runner_support import (
+from tests.helpers.runner import (
     add_build,
     instantiate,
     make_jobset,
     running_runner,
     wait_finished,
 )
-
-from .conftest import NIX_CONFIG
+from tests.helpers.suite import NIX_CONFIG
 
 NO_GROUP = "circus-no-such-group"
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from circus.db import embedded
-
-from .conftest import free_port
-from .e2e import wait_for
+from tests.helpers.e2e import wait_for
+from tests.helpers.suite import free_port
 
 
 def postgres_pids(data_dir: Path) -> list[int]:

@@ -16,9 +16,7 @@ import asyncpg
 import pytest
 
 from circus.db import embedded
-
-from .conftest import commit_files
-from .e2e import (
+from tests.helpers.e2e import (
     READONLY_KEY,
     Circus,
     builds_of,
@@ -30,6 +28,7 @@ from .e2e import (
     wait_all_finished,
     wait_for,
 )
+from tests.helpers.repos import commit_files
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,11 @@ from structlog.testing import capture_logs
 
 from circus.app.context import Context
 from circus.db.bus import EVAL_CHANGED, Bus
-from circus.db.queries import Q
 from circus.evaluator import jobs, role
-from circus.evaluator.evaluate import Jobset, evaluate_jobset
 from circus.nix import drv
-
-from .conftest import commit_files, git
+from tests.helpers.evaluator import create_jobset, evaluate_now
+from tests.helpers.repos import commit_files, git
+from tests.helpers.suite import host_system
 
 FLAKE = r'''
 {
@@ -63,13 +62,6 @@ FLAKE = r'''
 '''
 
 
-def host_system() -> str:
-    return subprocess.run(
-        ["nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw",
-         "--expr", "builtins.currentSystem"], check=True, capture_output=True, text=True,
-    ).stdout.strip()
-
-
 SYSTEM = host_system()
 
 
@@ -96,33 +88,6 @@ def make_ctx(make_config: Callable, pool: asyncpg.Pool, bus: Bus,
         return Context(config=config, pool=pool, bus=bus, database_url=database_url)
 
     return make
-
-
-async def create_jobset(pool: asyncpg.Pool, repo: Path | str, *, flake: bool = True,
-                        expression: str = "hydraJobs", inputs: list[tuple] = (),
-                        check_interval: int = 0, name: str = "main") -> int:
-    project_id = await pool.fetchval(
-        "INSERT INTO projects (name, repository_url) VALUES ($1, $2) "
-        "ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-        "proj", str(repo))
-    jobset_id = await pool.fetchval(
-        "INSERT INTO jobsets (project_id, name, nix_expression, flake, check_interval) "
-        "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        project_id, name, expression, flake, check_interval)
-    for input_name, kind, value in inputs:
-        await pool.execute("INSERT INTO jobset_inputs (jobset_id, name, type, value) "
-                           "VALUES ($1, $2, $3, $4)", jobset_id, input_name, kind, value)
-    return jobset_id
-
-
-async def evaluate_now(ctx: Context, jobset_id: int) -> asyncpg.Record | None:
-    """Trigger the jobset and run the evaluation the role would; the newest evaluation."""
-    await ctx.pool.execute("UPDATE jobsets SET trigger_time = now() WHERE id = $1", jobset_id)
-    rows = [r for r in await ctx.pool.fetch(Q.jobsets_due, []) if r["id"] == jobset_id]
-    assert rows, "a triggered jobset is due"
-    await evaluate_jobset(ctx, Jobset(**dict(rows[0])))
-    return await ctx.pool.fetchrow(
-        "SELECT * FROM evaluations WHERE jobset_id = $1 ORDER BY id DESC LIMIT 1", jobset_id)
 
 
 async def builds_by_job(pool: asyncpg.Pool, evaluation_id: int) -> dict[str, asyncpg.Record]:

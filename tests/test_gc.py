@@ -11,8 +11,8 @@ from aiohttp import ClientSession
 from circus.nix.gcroots import GcRoots
 from circus.nix.pathinfo import hash_part
 from circus.runner import expiry
-from tests.test_cache_support import Server, build_jobs
-from tests.test_runner_support import running_runner
+from tests.helpers.cache import Server, build_jobs
+from tests.helpers.runner import running_runner
 
 
 async def test_expired_roots_go_kept_stay_and_the_cache_follows(

@@ -9,9 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from circus.server.http.app import init_app
 from circus.server.http.safety import SECURITY_HEADERS, RateLimiter
-from tests.test_api_support import ADMIN
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN
 
 
 async def _client(aiohttp_client: Any, context: Any, **server: Any) -> TestClient:

@@ -33,8 +33,9 @@ from openapi_core import OpenAPI
 from openapi_core.templating.paths.exceptions import PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
-from .conftest import SHARED, commit_files
-from .e2e import ADMIN_KEY, Circus, host_system, make_flake_repo, wait_for
+from tests.helpers.e2e import ADMIN_KEY, Circus, make_flake_repo, wait_for
+from tests.helpers.repos import commit_files
+from tests.helpers.suite import SHARED, host_system
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import ADMIN, insert_build, seed_jobset, seed_project
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN, insert_build, seed_jobset, seed_project
 
 JSON = {"Accept": "application/json"}
 

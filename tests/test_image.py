@@ -45,7 +45,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import NIX_CONFIG, ROOT, free_port
+from tests.helpers.suite import NIX_CONFIG, ROOT, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -15,10 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from circus.server.accounts.sessions import COOKIE
 from circus.server.http.app import init_app
-from tests.conftest import free_port
-from tests.test_api_support import ADMIN
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN
+from tests.helpers.suite import free_port
 
 SUFFIX = "dc=example,dc=com"
 ROOT_DN = f"cn=admin,{SUFFIX}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from circus.db.bus import BUILD_LOG, Bus
 from circus.store import logs
-from tests.test_runner_support import add_build, make_jobset
+from tests.helpers.runner import add_build, make_jobset
 
 
 async def test_chunks_then_folded_log_read_the_same(pool, database_url):

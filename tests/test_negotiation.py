@@ -15,9 +15,7 @@ from aiohttp.test_utils import TestClient
 from circus.server import dashboard
 from circus.server.http import routes
 from circus.server.http.negotiation import JSON
-from tests.test_api_support import insert_build, seed_jobset, seed_project
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import insert_build, seed_jobset, seed_project
 
 HTML = "text/html"
 SVG = "image/svg+xml"

@@ -15,9 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from circus.server.accounts.oauth import STATE_COOKIE
 from circus.server.accounts.sessions import COOKIE
 from circus.server.http.app import init_app
-from tests.test_api_support import ADMIN
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN
 
 CLIENT_ID = "Iv1.circus-test"
 CLIENT_SECRET = "shh-client-secret"

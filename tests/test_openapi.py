@@ -11,8 +11,6 @@ from openapi_spec_validator import validate
 
 from circus.server.http import openapi, routes
 
-pytest_plugins = ("tests.test_api_support",)
-
 
 def _app() -> web.Application:
     app = web.Application()

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.test_api_support import ADMIN, READONLY_KEY, ROLE_KEYS, bearer, seed_project
-from tests.test_dashboard_pages import login
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN, READONLY_KEY, ROLE_KEYS, bearer, seed_project
+from tests.helpers.dashboard import login
 
 CREATOR_KEY = ROLE_KEYS["create-projects"]
 CREATOR = bearer(CREATOR_KEY)

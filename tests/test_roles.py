@@ -12,9 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from circus.server.accounts import auth
 from circus.server.http import openapi
-from tests.test_api_support import ROLE_KEYS, bearer
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ROLE_KEYS, bearer
 
 # Writes anyone may send: logging in and out (the credentials are the body), LDAP login,
 # through the API, the dashboard's forms and Hydra's URLs.

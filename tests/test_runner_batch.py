@@ -8,7 +8,7 @@ import attrs
 from circus.nix.build import LineSink
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.store import logs as logstore
-from tests.test_runner_support import add_build, make_jobset, running_runner, wait_finished
+from tests.helpers.runner import add_build, make_jobset, running_runner, wait_finished
 
 SYSTEM = "test-batch"
 

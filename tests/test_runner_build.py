@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from circus.store import logs
-from tests.test_runner_support import (
+from tests.helpers.runner import (
     add_build,
     build_row,
     instantiate,

@@ -4,7 +4,7 @@ its unfinished builds back; builds nobody can take end as unsupported."""
 from __future__ import annotations
 
 from circus.db.bus import BUILDS_QUEUED, Bus
-from tests.test_runner_support import (
+from tests.helpers.runner import (
     add_build,
     build_row,
     instantiate,

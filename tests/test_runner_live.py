@@ -8,7 +8,7 @@ from pathlib import Path
 
 from circus.db.bus import BUILD_LOG, Bus
 from circus.store import logs
-from tests.test_runner_support import (
+from tests.helpers.runner import (
     add_build,
     instantiate,
     make_jobset,

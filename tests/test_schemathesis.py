@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 
 from circus.db import embedded
-from tests.conftest import TEMPLATE
-from tests.e2e import ADMIN_KEY, READONLY_KEY, Circus
+from tests.helpers.e2e import ADMIN_KEY, READONLY_KEY, Circus
+from tests.helpers.suite import TEMPLATE
 
 # Examples per operation: each caller's run is ~15 s over ~90 operations.
 MAX_EXAMPLES = 4

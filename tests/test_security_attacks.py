@@ -28,19 +28,18 @@ import attrs
 import pytest
 
 from circus.db import embedded
-
-from .conftest import TEMPLATE, commit_files, git
-from .e2e import (
+from tests.helpers.e2e import (
     ADMIN_KEY,
     NONCE,
     READONLY_KEY,
     Circus,
     evaluations,
-    host_system,
     trigger_and_wait_eval,
     wait_all_finished,
     wait_for,
 )
+from tests.helpers.repos import commit_files, git
+from tests.helpers.suite import TEMPLATE, host_system
 
 pytestmark = pytest.mark.slow
 

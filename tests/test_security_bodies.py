@@ -13,9 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from circus.app.context import Context
 from circus.server.http.app import init_app
-from tests.test_api_support import ADMIN, seed_jobset, seed_project
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN, seed_jobset, seed_project
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 from aiohttp import ClientSession
 
-from tests.test_api_support import ADMIN
-from tests.test_cache_support import Server, instantiate_attrs, run
-from tests.test_runner_support import add_build, make_jobset, running_runner, wait_finished
+from tests.helpers.api import ADMIN
+from tests.helpers.cache import Server, instantiate_attrs, run
+from tests.helpers.runner import add_build, make_jobset, running_runner, wait_finished
 
 KEYWORDS = ("let", "in", "rec", "if", "then", "else", "assert", "with", "inherit", "or")
 # Job names as an evaluator may report them: keywords, and names that are no identifier.

@@ -14,10 +14,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from circus.app.context import Context
-from tests.test_api_support import ADMIN, ROLE_KEYS, bearer
-from tests.test_evaluator import SYSTEM, create_jobset, evaluate_now
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN, ROLE_KEYS, bearer
+from tests.helpers.evaluator import create_jobset, evaluate_now
+from tests.helpers.suite import host_system
 
 CREATOR = bearer(ROLE_KEYS["create-projects"])
 SECRET = "s3cr3t-0f-the-server"
@@ -39,7 +38,7 @@ def _secret(tmp_path: Path) -> Path:
 
 
 def _leak_nix() -> str:
-    return LEAK_NIX.replace("@SYSTEM@", SYSTEM)
+    return LEAK_NIX.replace("@SYSTEM@", host_system())
 
 
 async def _hydra_project(client: TestClient, name: str = "p") -> None:

@@ -22,10 +22,8 @@ from circus.db.bus import Bus
 from circus.db.queries import Q
 from circus.server.api import search
 from circus.server.http.app import init_app
-from tests.e2e import Circus
-from tests.test_api_support import insert_build, insert_keys, seed_jobset, seed_project
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import insert_build, insert_keys, seed_jobset, seed_project
+from tests.helpers.e2e import Circus
 
 SSE = {"Accept": "text/event-stream"}
 

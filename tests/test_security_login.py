@@ -21,9 +21,7 @@ from aiohttp.test_utils import TestClient
 from circus.server.accounts.sessions import COOKIE
 from circus.server.http.app import init_app
 from circus.services import passwords
-from tests.test_api_support import ADMIN
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN
 
 PASSWORD = "correct horse battery"
 EVIL = "https://evil.example"

@@ -18,9 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from circus.app.config import Config
 from circus.store import logs as logstore
-from tests.e2e import Circus
-from tests.test_api_support import ADMIN, insert_build, seed_jobset, seed_project
-from tests.test_runner_support import (
+from tests.helpers.api import ADMIN, insert_build, seed_jobset, seed_project
+from tests.helpers.e2e import Circus
+from tests.helpers.runner import (
     add_build,
     instantiate,
     make_jobset,
@@ -28,8 +28,6 @@ from tests.test_runner_support import (
     wait_finished,
     wait_for,
 )
-
-pytest_plugins = ("tests.test_api_support",)
 
 MiB = 1 << 20
 LINE = "x" * 1023  # with its newline, a line of `yes LINE` is exactly 1 KiB

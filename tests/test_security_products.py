@@ -18,8 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from .conftest import commit_files, git
-from .e2e import (
+from tests.helpers.e2e import (
     NONCE,
     Circus,
     create_flake_project,
@@ -27,6 +26,7 @@ from .e2e import (
     trigger_and_wait_eval,
     wait_all_finished,
 )
+from tests.helpers.repos import commit_files, git
 
 pytestmark = pytest.mark.slow
 PASSWD = Path("/etc/passwd").read_text()

@@ -11,7 +11,7 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
-from tests.e2e import ADMIN_KEY, Circus
+from tests.helpers.e2e import ADMIN_KEY, Circus
 
 SECRETS = {
     "webhook": "https://hooks.example.com/T0KEN-webhook-s3cret",

@@ -19,10 +19,8 @@ from structlog.testing import capture_logs
 
 from circus.app.context import Context
 from circus.services import sources
-from tests.test_api_support import ADMIN, ROLE_KEYS, bearer
-from tests.test_evaluator import create_jobset, evaluate_now
-
-pytest_plugins = ("tests.test_api_support",)
+from tests.helpers.api import ADMIN, ROLE_KEYS, bearer
+from tests.helpers.evaluator import create_jobset, evaluate_now
 
 CREATOR = bearer(ROLE_KEYS["create-projects"])
 TOKEN = "ghp_s3cr3tT0ken"

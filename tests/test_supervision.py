@@ -21,7 +21,7 @@ from circus.db.bus import Bus
 from circus.domain.errors import TaskFailed
 from circus.runner import expiry, lease, role
 from circus.runner.outcome import ClaimedBuild, Outcome
-from tests.test_runner_support import add_build, build_row, make_jobset
+from tests.helpers.runner import add_build, build_row, make_jobset
 
 SYSTEM = "x86_64-linux"  # configured, so no test here asks Nix which systems it builds
 # lease_seconds 3: the heartbeat runs every second.

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, free_port
-from .e2e import wait_for
+from tests.helpers.e2e import wait_for
+from tests.helpers.suite import ROOT, free_port
 
 
 @pytest.fixture(scope="module")

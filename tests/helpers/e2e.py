@@ -16,18 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .conftest import ROOT, commit_files, free_port, git
+from tests.helpers.repos import commit_files, git
+from tests.helpers.suite import ROOT, free_port, host_system
 
 ADMIN_KEY = "circus_e2e_admin_key"
 READONLY_KEY = "circus_e2e_readonly_key"
-FLAKE_TEMPLATE = (Path(__file__).parent / "data" / "e2e-flake.nix").read_text()
-
-
-def host_system() -> str:
-    return subprocess.run(
-        ["nix", "--extra-experimental-features", "nix-command", "eval", "--impure", "--raw",
-         "--expr", "builtins.currentSystem"], check=True, capture_output=True, text=True,
-    ).stdout.strip()
+FLAKE_TEMPLATE = (ROOT / "tests" / "data" / "e2e-flake.nix").read_text()
 
 
 NONCE = uuid.uuid4().hex

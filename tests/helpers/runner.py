@@ -17,6 +17,7 @@ from circus.app.context import Context
 from circus.db.bus import Bus
 from circus.runner import role
 from circus.runner.builders import Builder
+from tests.helpers.suite import host_system
 
 PRELUDE = """
 let
@@ -41,12 +42,6 @@ def instantiate(tmp_path: Path, body: str, attr: str | None = None) -> str:
 
 
 @functools.cache
-def host_system() -> str:
-    return subprocess.run(["nix", "eval", "--raw", "--impure", "--expr",
-                           "builtins.currentSystem"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 async def make_jobset(pool: asyncpg.Pool) -> tuple[int, int]:
     project = await pool.fetchval(
         "INSERT INTO projects (name, repository_url) VALUES ('proj', 'file:///x') RETURNING id")

@@ -1,5 +1,6 @@
 """The layout holds: named queries are all defined and all used, no role imports another,
-no module shadows one of Python's own, and each front end of the server has its folder.
+no module shadows one of Python's own, each front end of the server has its folder, and the
+tests share code only through tests/helpers/ and fixtures only through tests/conftest.py.
 Pure reads of the source tree; no database."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import sys
 from pathlib import Path
 
 from circus.db import queries
+from tests.helpers.suite import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "circus"
 ROLES = ("circus.evaluator", "circus.runner", "circus.server")
 FRONT_ENDS = ("http", "api", "accounts", "hydra", "dashboard", "cache")
@@ -48,7 +49,7 @@ def _query_uses(text: str) -> tuple[set[str], set[str]]:
 def test_every_query_read_in_code_is_defined() -> None:
     defined = set(queries.load())
     missing = {}
-    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").glob("*.py"),
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"),
                  *(ROOT / "bench").glob("*.py")]:
         if path.name == Path(__file__).name:
             continue
@@ -110,4 +111,20 @@ def test_the_data_layer_imports_no_role_and_no_service() -> None:
                        if module.startswith("circus.store.")
                        for imported in _imports(text)
                        if imported.startswith((*ROLES, "circus.services")))
+    assert offenders == []
+
+
+def test_tests_share_helpers_from_one_place() -> None:
+    """No test module imports another or conftest, none loads fixtures through
+    `pytest_plugins`, and tests/helpers/ holds plain code, no fixture."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        text, where = path.read_text(), str(path.relative_to(ROOT))
+        for imported in _imports(text):
+            if imported.startswith("tests.test_") or "conftest" in imported:
+                offenders.append(f"{where} imports {imported}")
+        if re.search(r"^pytest_plugins\s*=", text, re.M):
+            offenders.append(f"{where} sets pytest_plugins")
+        if path.parent.name == "helpers" and "pytest.fixture" in text:
+            offenders.append(f"{where} defines a fixture")
     assert offenders == []

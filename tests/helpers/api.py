@@ -1,18 +1,12 @@
-"""Fixtures and helpers shared by the tests/test_api_*.py files (no tests here)."""
+"""API keys for every role, and projects, jobsets and builds seeded through the API or as rows."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
-from circus.app.config import Config
-from circus.app.context import Context
-from circus.db.bus import Bus
-from circus.server.http.app import init_app
 from circus.services.apikeys import hash_key
 
 ADMIN_KEY = "circus_demo_admin_key"
@@ -39,21 +33,6 @@ async def insert_keys(pool: asyncpg.Pool) -> None:
     for role, key in ROLE_KEYS.items():
         await pool.execute("INSERT INTO api_keys (name, key_hash, role) VALUES ($1, $2, $3)",
                            f"{role} key", hash_key(key), role)
-
-
-@pytest.fixture
-async def context(make_config: Callable[..., Config], pool: asyncpg.Pool,
-                  database_url: str) -> AsyncIterator[Context]:
-    bus = Bus(database_url)
-    await bus.start()
-    await insert_keys(pool)
-    yield Context(config=make_config(), pool=pool, bus=bus, database_url=database_url)
-    await bus.close()
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, context: Context) -> TestClient:
-    return await aiohttp_client(await init_app(context))
 
 
 async def seed_project(client: TestClient, name: str = "demo") -> dict[str, Any]:

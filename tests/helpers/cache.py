@@ -19,8 +19,8 @@ from circus.app.config import Config
 from circus.app.context import Context
 from circus.db.bus import Bus
 from circus.server.http.app import init_app
-from tests.test_api_support import insert_keys
-from tests.test_runner_support import (
+from tests.helpers.api import insert_keys
+from tests.helpers.runner import (
     PRELUDE,
     add_build,
     make_jobset,

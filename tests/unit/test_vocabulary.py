@@ -13,8 +13,7 @@ from pathlib import Path
 
 from circus.domain import bus, status
 from circus.domain.status import BuildStatus
-
-from .conftest import ROOT, SHARED
+from tests.helpers.suite import ROOT, SHARED
 
 PACKAGE = ROOT / "circus"
 DOMAIN_BUS = PACKAGE / "domain" / "bus.py"
