@@ -1,6 +1,6 @@
 """Figures about the whole system, read by /prometheus, /api/v1/metrics, the dashboard's
 metrics page and the admin status: builds per time bucket, durations, the build systems
-asked for, and the aggregate counts a scrape reports."""
+asked for, the aggregate counts a scrape reports, and the health check's round trip."""
 
 from __future__ import annotations
 
@@ -63,3 +63,8 @@ async def home_counts(conn: Conn) -> asyncpg.Record:
     failed_day): the front page's figures."""
     row: asyncpg.Record = await conn.fetchrow(Q.system_counts)
     return row
+
+
+async def database_answers(conn: Conn) -> None:
+    """One round trip to the database; raises if it cannot be reached."""
+    await conn.fetchval(Q.database_answers)

@@ -11,6 +11,7 @@ from aiohttp import web
 from circus.server.http import responses
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import STR, doc, obj
+from circus.store import metrics
 
 # A health check must answer quickly even when the database hangs.
 DB_TIMEOUT = 3.0
@@ -26,7 +27,7 @@ async def health(request: web.Request) -> web.Response:
     body = {"status": "ok", "database": "ok", "version": VERSION, "instance": ctx.instance}
     try:
         async with asyncio.timeout(DB_TIMEOUT):
-            await ctx.pool.fetchval("SELECT 1")
+            await metrics.database_answers(ctx.pool)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         body.update(status="degraded", database="error", error=str(exc) or type(exc).__name__)
         return responses.ok(body, status=503)

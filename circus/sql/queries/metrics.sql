@@ -96,3 +96,7 @@ SELECT current_setting('server_version') AS postgres_version,
        (SELECT count(*) FROM projects) AS projects,
        (SELECT count(*) FROM jobsets) AS jobsets,
        now() AS now;
+
+-- name: database_answers
+-- The health check's round trip: the database is reachable and answers a query.
+SELECT 1;
