@@ -135,3 +135,18 @@ async def test_file_urls_when_allowed_but_never_ext(client: TestClient, context:
     resp = await client.put(f"/api/v1/projects/{project}", headers=ADMIN,
                             json={"repository_url": "ssh://example.com/r"})
     assert resp.status == 400
+
+
+@pytest.mark.parametrize("raw", ["%C2%B2", "%D9%A1%D9%A2", "1" * 5000])
+async def test_an_id_in_other_digits_or_too_long_is_a_404_on_every_front_end(
+        client: TestClient, raw: str) -> None:
+    # '²' and a 5 000-digit id pass str.isdigit() but not int(): they were 500s; '١٢'
+    # was read as 12.
+    asks = [("GET", f"/api/v1/builds/{raw}"), ("GET", f"/api/v1/projects/{raw}"),
+            ("DELETE", f"/api/v1/api-keys/{raw}"), ("GET", f"/api/v1/users/{raw}"),
+            ("GET", f"/build/{raw}"), ("GET", f"/eval/{raw}"), ("GET", f"/evaluation/{raw}"),
+            ("GET", f"/project/{raw}")]
+    for method, url in asks:
+        for accept in ("application/json", "text/html"):
+            resp = await client.request(method, url, headers={**ADMIN, "Accept": accept})
+            assert resp.status == 404, (method, url, accept, resp.status, await resp.text())

@@ -84,7 +84,7 @@ async def resolve_jobset_id(request: web.Request, project_id: int, field: str = 
     raw = request.match_info[field]
     pool = request.app[CONTEXT].pool
     found = None
-    if raw.isdigit() and int(raw) <= params.MAX_ID:
+    if params.digits(raw) and int(raw) <= params.MAX_ID:
         row = await jobset_store.get(pool, project_id, int(raw))
         found = row["id"] if row else None
     if found is None:

@@ -58,7 +58,7 @@ class Unsatisfiable(ApiError):
 
 
 def _number(raw: str, field: str) -> int:
-    if not raw.isdigit():
+    if not params.digits(raw):
         raise bad_field(field, f"expected a non-negative integer, got {raw!r}")
     value = int(raw)
     if value > params.MAX_ID:
@@ -277,7 +277,7 @@ async def _check_step(request: web.Request, build_id: int) -> None:
     output in order), served for any step the build has."""
     raw = request.match_info["step"]
     steps = await builds.steps(request.app[CONTEXT].pool, build_id)
-    if not raw.isdigit() or int(raw) not in {row["step_nr"] for row in steps}:
+    if not params.digits(raw) or int(raw) not in {row["step_nr"] for row in steps}:
         raise not_found(f"step {raw!r} of build {build_id}")
 
 

@@ -91,7 +91,7 @@ def resolve_download(product_path: str, outputs: list[str], default_path: str,
      query={"path": query(STR, "a file inside a directory product (relative, no '..')")})
 async def download_product(request: web.Request) -> web.StreamResponse:
     build_id = params.path_id(request, "id", "build")
-    product_nr = int(request.match_info["nr"]) if request.match_info["nr"].isdigit() else -1
+    product_nr = int(request.match_info["nr"]) if params.digits(request.match_info["nr"]) else -1
     if not 0 <= product_nr < 2**31:
         raise not_found(f"product {request.match_info['nr']!r}")
     pool = request.app[CONTEXT].pool

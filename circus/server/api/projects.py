@@ -86,7 +86,7 @@ async def resolve_project_id(request: web.Request, field: str = "id") -> int:
     raw = request.match_info[field]
     pool = request.app[CONTEXT].pool
     found: int | None
-    if raw.isdigit() and int(raw) <= params.MAX_ID:
+    if params.digits(raw) and int(raw) <= params.MAX_ID:
         found = await project_store.existing_id(pool, int(raw))
     else:
         found = await project_store.id_by_name(pool, raw)

@@ -44,7 +44,7 @@ SAFETY_POLL = 5.0
 
 
 def _build_id(raw: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) <= params.MAX_ID:
+    if not params.digits(raw) or not 0 < int(raw) <= params.MAX_ID:
         raise not_found(f"build {raw!r}")
     return int(raw)
 
@@ -87,7 +87,7 @@ def _lines_param(request: web.Request, default: int) -> int:
     raw = request.query.get("lines", "")
     if raw == "":
         return default
-    if not raw.isdigit() or int(raw) == 0:
+    if not params.digits(raw) or int(raw) == 0:
         raise bad_field("lines", f"expected a positive number of lines, got {raw!r}")
     return min(int(raw), 10_000_000)
 
@@ -99,7 +99,7 @@ async def log_before(request: web.Request) -> web.Response:
     raw_end = request.query.get("end", "")
     end = None
     if raw_end != "":
-        if not raw_end.isdigit():
+        if not params.digits(raw_end):
             raise bad_field("end", f"expected a byte offset, got {raw_end!r}")
         end = int(raw_end)
     lines = _lines_param(request, MORE_LINES)

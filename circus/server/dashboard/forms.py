@@ -196,7 +196,7 @@ async def wizard_create(request: web.Request) -> web.StreamResponse:
 
 async def _project_id(request: web.Request) -> tuple[int, str]:
     raw = request.match_info["id"]
-    key_id = int(raw) if raw.isdigit() and int(raw) <= params.MAX_ID else None
+    key_id = int(raw) if params.digits(raw) and int(raw) <= params.MAX_ID else None
     row = await project_store.by_key(request.app[CONTEXT].pool, key_id, raw)
     if row is None:
         raise not_found(f"project {raw!r}")

@@ -71,7 +71,7 @@ async def projects(request: web.Request) -> web.StreamResponse:
 
 
 async def project_row(request: web.Request, raw: str) -> Any:
-    key_id = int(raw) if raw.isdigit() and int(raw) <= params.MAX_ID else None
+    key_id = int(raw) if params.digits(raw) and int(raw) <= params.MAX_ID else None
     row = await project_rows.by_key(_pool(request), key_id, raw)
     if row is None:
         raise not_found(f"project {raw!r}")
@@ -184,7 +184,7 @@ async def evaluations(request: web.Request) -> web.StreamResponse:
 async def evaluation(request: web.Request) -> web.StreamResponse:
     pool = _pool(request)
     raw = arg(request, 0, "id", "eval-id")
-    if not raw.isdigit() or not 0 < int(raw) <= params.MAX_ID:
+    if not params.digits(raw) or not 0 < int(raw) <= params.MAX_ID:
         raise not_found(f"evaluation {raw!r}")
     eval_id = int(raw)
     row = await evaluation_rows.get(pool, eval_id)

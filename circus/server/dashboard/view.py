@@ -81,7 +81,7 @@ def pager(request: web.Request, total: int, limit: int = PAGE_SIZE,
 
 def page_offset(request: web.Request) -> int:
     raw = request.query.get("offset", "")
-    if not raw.isdigit():
+    if not params.digits(raw):
         return 0
     return params.offset(request)  # bounded there, as on every front end
 

@@ -19,6 +19,7 @@ from circus.domain.errors import Conflict
 from circus.domain.status import ABORTED_CODES, FAILED_CODES, BuildStatus
 from circus.server.accounts import auth
 from circus.server.api import search as search_api
+from circus.server.http import params
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
@@ -34,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 def _id(request: web.Request, field: str, what: str) -> int:
     raw = request.match_info[field]
-    if not raw.isdigit() or int(raw) > 2**62:
+    if not params.digits(raw) or int(raw) > 2**62:
         raise ApiError(404, f"{what} with ID {raw} doesn't exist.")
     return int(raw)
 
@@ -194,7 +195,7 @@ async def search(request: web.Request) -> web.Response:
 
 def _nr(request: web.Request, default: int, maximum: int) -> int:
     raw = request.query.get("nr", str(default))
-    if not raw.isdigit() or not 0 < int(raw) <= maximum:
+    if not params.digits(raw) or not 0 < int(raw) <= maximum:
         raise bad(f"Parameter \u2018nr\u2019 must be a number between 1 and {maximum}.")
     return int(raw)
 

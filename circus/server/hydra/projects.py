@@ -19,7 +19,7 @@ from aiohttp import web
 
 from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.server.accounts import auth, sessions
-from circus.server.http import safety
+from circus.server.http import params, safety
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
@@ -283,7 +283,7 @@ async def jobset_evals(request: web.Request) -> web.Response:
     jobset_id = await _jobset_id(pool, request.match_info["project"],
                                  request.match_info["jobset"])
     raw = request.query.get("page", "1")
-    page = int(raw) if raw.isdigit() and 0 < int(raw) < 10**6 else 1
+    page = int(raw) if params.digits(raw) and 0 < int(raw) < 10**6 else 1
     total = await evaluations.finished_count(pool, jobset_id)
     rows = await evaluations.finished_page(pool, jobset_id, EVALS_PER_PAGE,
                                            (page - 1) * EVALS_PER_PAGE)
