@@ -13,14 +13,20 @@ import re
 
 import attrs
 
-# CSI sequences (SGR and the rest), OSC strings (titles, hyperlinks), and two-byte escapes.
+# CSI sequences (SGR and the rest), OSC strings (titles, hyperlinks), and the other
+# escapes: intermediates then a final byte (ESC 7, ESC ( B as `tput sgr0` prints it).
 _ESCAPE = re.compile(
     r"\x1b\[([0-9;:?]*)([@-~])"
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
-    r"|\x1b[@-Z\\-_]"
+    r"|\x1b[ -/]*[0-~]"
 )
-# The other C0 controls but tab, newline and carriage return show as nothing useful.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
+# The start of a sequence cut off at the end of a piece: held back for the next piece, up
+# to a bound (an OSC string never ended would otherwise grow without limit).
+_PARTIAL = re.compile(r"\x1b(?:\[[0-9;:?]*|\][^\x07\x1b]*|[ -/]*)\Z")
+MAX_PARTIAL = 256
+# The other C0 controls but tab, newline and carriage return show as nothing useful; a
+# stray ESC is one of them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @attrs.define
@@ -126,8 +132,13 @@ class Converter:
     """Stateful: feed it a log piece by piece, each call returns safe HTML."""
 
     style: Style = attrs.Factory(Style)
+    pending: str = ""
 
     def feed(self, text: str) -> str:
+        text, self.pending = self.pending + text, ""
+        partial = _PARTIAL.search(text)
+        if partial and len(text) - partial.start() <= MAX_PARTIAL:
+            text, self.pending = text[:partial.start()], text[partial.start():]
         out: list[str] = []
         pos = 0
         for match in _ESCAPE.finditer(text):
