@@ -142,3 +142,32 @@ async def test_a_stored_repository_url_is_checked_when_it_changes(
     row = await pool.fetchrow("SELECT * FROM projects WHERE id = $1", project_id)
     assert (row["repository_url"], row["description"], row["display_name"]) == (
         "file:///srv/r", "edited", "Old")
+
+
+async def test_asking_for_an_evaluation_is_the_same_on_every_front_end(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    """/api/v1's trigger, Hydra's push and the dashboard's button each make the jobset
+    due now (circus/services/evaluations.py); a jobset that does not exist is a 404, or
+    absent from Hydra's list."""
+    project = await seed_project(client, "demo")
+    resp = await client.post(f"/api/v1/projects/{project['id']}/jobsets", headers=ADMIN,
+                             json={"name": "main"})
+    jobset_id = (await resp.json())["id"]
+    token = await login(client, ROLE_KEYS["admin"])
+    asks = [("POST", "/api/v1/evaluations/trigger", {"json": {"jobset_id": jobset_id}}, 202),
+            ("POST", "/api/push?jobsets=demo:main,demo:nope", {}, 200),
+            ("POST", f"/dashboard/jobset/{jobset_id}/trigger",
+             {"data": {"csrf_token": token}, "allow_redirects": False}, 303)]
+    for method, url, options, answer in asks:
+        await pool.execute("UPDATE jobsets SET trigger_time = NULL")
+        resp = await client.request(method, url, headers=ADMIN, **options)
+        assert resp.status == answer, (url, await resp.text())
+        assert await pool.fetchval("SELECT trigger_time IS NOT NULL FROM jobsets") is True, url
+    assert (await client.post("/api/push?jobsets=demo:nope", headers=ADMIN)).status == 200
+    resp = await client.post("/api/push?jobsets=demo:main,demo:nope", headers=ADMIN)
+    assert (await resp.json()) == {"jobsetsTriggered": ["demo:main"]}
+    resp = await client.post("/api/v1/evaluations/trigger", headers=ADMIN,
+                             json={"jobset_id": 999})
+    assert "jobset 999 not found" in await _error(resp, 404)
+    resp = await client.post("/dashboard/jobset/999/trigger", data={"csrf_token": token})
+    assert "jobset 999 not found" in await _error(resp, 404)

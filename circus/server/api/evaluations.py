@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from circus.domain.status import EVALUATION_STATUSES
 from circus.server.accounts import auth
 from circus.server.http import params, responses
-from circus.server.http.errors import ApiError, bad_field, not_found
+from circus.server.http.errors import ApiError, bad_field, not_found, refusals
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import (
     INT,
@@ -24,10 +23,9 @@ from circus.server.http.openapi import (
     page_of,
     query,
 )
+from circus.services import evaluations as evaluation_requests
 from circus.store import evaluations
 from circus.store import jobsets as jobset_store
-
-log = structlog.get_logger(__name__)
 
 EVALUATION = obj(
     id=INT, jobset_id=INT, jobset=STR, project_id=INT, project=STR, status=STR,
@@ -109,10 +107,8 @@ async def _trigger_target(request: web.Request, body: dict[str, Any]) -> int:
 async def trigger(request: web.Request) -> web.Response:
     body = await params.json_body(request)
     jobset_id = await _trigger_target(request, body)
-    row = await jobset_store.request_evaluation(request.app[CONTEXT].pool, jobset_id)
-    if row is None:
-        raise not_found(f"jobset {jobset_id}")
-    log.info("evaluation requested", jobset=row["name"], jobset_id=jobset_id)
+    with refusals():
+        row = await evaluation_requests.request(request.app[CONTEXT].pool, jobset_id)
     return responses.ok({"jobset_id": row["id"], "project_id": row["project_id"],
                          "jobset": row["name"], "trigger_time": row["trigger_time"],
                          "triggered": True}, status=202)

@@ -24,6 +24,7 @@ from circus.server.http import params
 from circus.server.http.errors import bad_field, not_found, refusals
 from circus.server.http.keys import CONTEXT
 from circus.services import build_actions, projects
+from circus.services import evaluations as evaluation_requests
 from circus.services import login as logins
 from circus.services.sources import Policy
 from circus.store import builds as build_rows
@@ -219,12 +220,11 @@ async def create_jobset(request: web.Request) -> web.StreamResponse:
 async def trigger(request: web.Request) -> web.StreamResponse:
     jobset_id = params.path_id(request, "id", "jobset")
     pool = request.app[CONTEXT].pool
-    jobset = None
-    if await jobset_store.request_evaluation(pool, jobset_id) is not None:
-        jobset = await jobset_store.by_id(pool, jobset_id)
-    if jobset is None:  # or deleted since: there is no page to go back to
+    with refusals():
+        await evaluation_requests.request(pool, jobset_id)
+    jobset = await jobset_store.by_id(pool, jobset_id)
+    if jobset is None:  # deleted since: there is no page to go back to
         raise not_found(f"jobset {jobset_id}")
-    log.info("evaluation requested from the dashboard", jobset_id=jobset_id)
     raise redirect(f"/jobset/{jobset['project']}/{jobset['name']}",
                    "Evaluation requested: the evaluator picks it up now.")
 

@@ -25,6 +25,7 @@ from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
 from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
 from circus.server.hydra.dispatch import principal, require
+from circus.services import evaluations as evaluation_requests
 from circus.services import projects, sources
 from circus.store import evaluations
 from circus.store import jobsets as jobset_store
@@ -338,8 +339,7 @@ async def api_push(request: web.Request) -> web.Response:
         await _cross_site_get(request)
     await require(request, auth.TRIGGER)
     wanted = [j for j in request.query.get("jobsets", "").split(",") if j.strip()]
-    triggered = sorted(await jobset_store.request_evaluations(request.app[CONTEXT].pool,
-                                                              wanted))
+    triggered = await evaluation_requests.request_by_labels(request.app[CONTEXT].pool, wanted)
     # force=1 asks Hydra to evaluate even unchanged inputs; the Circus evaluator already
     # does for a triggered jobset whose last evaluation failed, and skips otherwise.
     log.info("hydra push", jobsets=triggered, force=request.query.get("force"))
