@@ -96,6 +96,18 @@ def test_the_errata_are_hydras_own_examples() -> None:
     assert check(with_errata(SPEC), "/jobset/p/j/evals", evals)
 
 
+# The key sets Hydra's own serialisers give (its Schema/Result/*.pm as_json and its
+# API controller's buildToHash), whatever its looser document allows.
+PROJECT_KEYS = {"name", "displayname", "description", "homepage", "owner", "enabled",
+                "hidden", "enable_dynamic_run_command", "jobsets"}
+JOBSET_KEYS = {"name", "project", "description", "nixexprinput", "nixexprpath", "errormsg",
+               "errortime", "lastcheckedtime", "triggertime", "enabled", "enableemail",
+               "enable_dynamic_run_command", "visible", "emailoverride", "keepnr",
+               "checkinterval", "schedulingshares", "fetcherrormsg", "starttime", "type",
+               "flake", "inputs"}
+LISTED_KEYS = {"id", "project", "jobset", "job", "system", "nixname", "finished", "timestamp"}
+
+
 class Hydra:
     """A Hydra client: cookies, `Accept: application/json`, no redirects followed; every
     answer is checked against the document."""
@@ -208,9 +220,11 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     assert (status, body) == (403, {"error": "This page requires you to sign in."})
     status, body, _ = hydra.call("POST", "/login", {"username": "alice", "password": "nope"})
     assert (status, body) == (403, {"error": "Bad username or password."})
-    status, user, _ = hydra.call("POST", "/login", {"username": "alice",
-                                                    "password": "correct horse battery"})
-    assert status == 200
+    # Hydra's login: 302 to /current-user with the cookie, the user as the body (Hydra's
+    # document has no 302 for it, so this answer is not validated against it).
+    status, user, headers = hydra.call("POST", "/login", {
+        "username": "alice", "password": "correct horse battery"}, validate=False)
+    assert (status, headers["Location"]) == (302, f"{circus.url}/current-user")
     assert user == {"username": "alice", "fullname": "", "emailaddress": "",
                     "userroles": ["admin"]}
     assert hydra.call("GET", "/current-user")[1]["username"] == "alice"
@@ -253,12 +267,18 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
         0, 1, "src", "release.nix", "", "")
     assert jobset["inputs"]["greeting"] == {"name": "greeting", "type": "string",
                                             "value": "hi", "emailresponsible": False}
-    assert jobset["jobsetinputs"]["src"]["jobsetinputalts"] == [f"file://{repo} main"]
+    assert jobset["inputs"]["src"]["value"] == f"file://{repo} main"
     flake = hydra.call("GET", "/jobset/demo/flake")[1]
     assert (flake["type"], flake["flake"]) == (1, f"git+file://{repo}")
+    # One key set for flake and legacy jobsets: `visible`, no `hidden` or `jobsetinputs`.
+    assert set(flake) == set(jobset) == JOBSET_KEYS
+    assert flake["visible"] is True and flake["inputs"] == {}
     projects = hydra.call("GET", "/")[1]
     assert [(p["name"], p["jobsets"], p["description"]) for p in projects] == [
         ("demo", ["flake", "legacy"], "the demo")]
+    # No `declarative` (no spec file); the owner is who created it.
+    assert set(projects[0]) == PROJECT_KEYS and projects[0]["owner"] == "alice"
+    assert hydra.call("GET", "/project/demo")[1] == projects[0]
 
     # Push-trigger both (the API key works as well as the cookie), wait, read.
     status, body, _ = hydra.call("POST", "/api/push?jobsets=demo:flake,demo:legacy&force=1",
@@ -288,6 +308,15 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     assert docs["buildmetrics"]["lines"] == {"name": "lines", "value": 42.0, "unit": "lines"}
     constituents = hydra.call("GET", f"/build/{builds['release']['id']}/constituents")[1]
     assert sorted(b["job"] for b in constituents) == ["docs", "hello"]
+    # An output with no declared products is one nix-build product named as Hydra does.
+    hello_build = hydra.call("GET", f"/build/{builds['hello']['id']}")[1]
+    hello_out = hello_build["buildoutputs"]["out"]["path"]
+    assert hello_build["buildproducts"] == {"1": {
+        "type": "nix-build", "subtype": "", "name": "hello-1.0", "path": hello_out,
+        "defaultpath": "", "filesize": None, "sha256hash": None}}
+    latest = hydra.call("GET", "/api/latestbuilds?nr=100&project=demo")[1]
+    assert latest and all(set(b) == LISTED_KEYS | {"buildstatus"} for b in latest)
+    assert {b["job"]: b["buildstatus"] for b in latest}["hello"] == 0
 
     # Redirects to the latest build, by system too.
     hello = builds["hello"]["id"]
@@ -303,14 +332,23 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     status, body, _ = hydra.call("GET", "/search?query=")
     assert (status, body) == (400, {"error": "Query is empty."})
 
-    # Restart a failed build; cancel a queued one.
+    # Restart a failed build (with PUT, as Hydra's clients may); cancel a queued one.
     broken = builds["broken"]["id"]
-    status, _, headers = hydra.call("POST", f"/build/{broken}/restart")
+    status, _, headers = hydra.call("PUT", f"/build/{broken}/restart")
     assert (status, headers["Location"]) == (302, f"{circus.url}/build/{broken}")
     assert hydra.call("GET", f"/build/{broken}")[1]["jobsetevals"] == [flake_eval["id"]]
     legacy_builds = _wait_builds(hydra, legacy_eval["id"], {"hello"})
     queued = legacy_builds["elsewhere"]
     assert (queued["finished"], queued["buildstatus"], queued["starttime"]) == (0, None, None)
+    waiting = {b["id"]: b for b in hydra.call("GET", "/api/queue")[1]}[queued["id"]]
+    assert set(waiting) == LISTED_KEYS | {"priority"} and waiting["finished"] == 0
+    # A GET with the cookie alone would be any site's link: it needs the CSRF token.
+    status, body, _ = hydra.call("GET", f"/build/{queued['id']}/bump")
+    assert status == 403 and "X-CSRF-Token" in body["error"]
+    status, _, headers = hydra.call("GET", f"/build/{queued['id']}/bump", key=ADMIN_KEY)
+    assert (status, headers["Location"]) == (302, f"{circus.url}/build/{queued['id']}")
+    status, _, headers = hydra.call("PUT", f"/build/{queued['id']}/keep/1")
+    assert (status, headers["Location"]) == (302, f"{circus.url}/build/{queued['id']}")
     status, _, headers = hydra.call("POST", f"/build/{queued['id']}/cancel")
     assert (status, headers["Location"]) == (302, f"{circus.url}/build/{queued['id']}")
     cancelled = hydra.call("GET", f"/build/{queued['id']}")[1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.helpers.api import ADMIN, insert_build, seed_jobset, seed_project
+from tests.helpers.api import ADMIN, READONLY_KEY, bearer, insert_build, seed_jobset, seed_project
 
 JSON = {"Accept": "application/json"}
 
@@ -58,3 +58,45 @@ async def test_bump_and_evaluation_actions(client: TestClient, pool: asyncpg.Poo
     assert {r[0] for r in await pool.fetch(
         "SELECT buildstatus FROM builds WHERE id = ANY($1::bigint[])",
         [queued, failed, aborted])} == {4}
+
+
+async def test_latest_builds_report_timeouts_and_limits_with_hydras_numbers(
+        client: TestClient, pool: asyncpg.Pool) -> None:
+    js = await _jobset(client)
+    ids = {}
+    for job, code in (("timed-out", 7), ("log-limit", 10), ("output-limit", 11)):
+        ids[job] = await insert_build(pool, js, job, state="finished", buildstatus=code)
+    await pool.execute("UPDATE builds SET finished_at = now(), started_at = now()")
+    latest = await (await client.get("/api/latestbuilds?nr=10", headers=JSON)).json()
+    assert {b["job"]: b["buildstatus"] for b in latest} == {
+        "timed-out": 7, "log-limit": 10, "output-limit": 11}
+    assert {tuple(sorted(b)) for b in latest} == {tuple(sorted(
+        ("id", "project", "jobset", "job", "system", "nixname", "finished", "timestamp",
+         "buildstatus")))}
+
+
+async def test_every_action_answers_get_post_and_put(client: TestClient,
+                                                     pool: asyncpg.Pool) -> None:
+    js = await _jobset(client)
+    build = await insert_build(pool, js, "queued")
+    ev = await pool.fetchval("INSERT INTO evaluations (jobset_id, commit_hash, inputs_hash, "
+                             "status) VALUES ($1, 'c', 'h', 'succeeded') RETURNING id", js)
+    await pool.execute("INSERT INTO evaluation_builds (evaluation_id, build_id) "
+                       "VALUES ($1, $2)", ev, build)
+    for method in ("GET", "POST", "PUT"):
+        for path, back in ((f"/eval/{ev}/bump", f"/eval/{ev}"),
+                           (f"/build/{build}/bump", f"/build/{build}"),
+                           (f"/build/{build}/keep/1", f"/build/{build}")):
+            resp = await client.request(method, path, headers={**JSON, **ADMIN},
+                                        allow_redirects=False)
+            assert resp.status == 302, (method, path, await resp.text())
+            assert resp.headers["Location"].endswith(back)
+    assert await pool.fetchval("SELECT keep FROM builds WHERE id = $1", build) is True
+    resp = await client.put(f"/build/{build}/keep/2", headers={**JSON, **ADMIN})
+    assert resp.status == 400 and "0 or 1" in (await resp.json())["error"]
+    # The permission is the same as POST's: a read-only key may not.
+    resp = await client.put(f"/build/{build}/cancel",
+                            headers={**JSON, **bearer(READONLY_KEY)},
+                            allow_redirects=False)
+    assert resp.status == 403
+    assert await pool.fetchval("SELECT state FROM builds WHERE id = $1", build) == "queued"

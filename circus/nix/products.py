@@ -249,10 +249,15 @@ def products_of(outputs: dict[str, str]) -> list[Product]:
         checked = (_checked(product, outputs.values()) for product in declared)
         return [product for product in checked if product is not None]
     return [
-        Product("nix-build", "" if name == "out" else name, PurePosixPath(path).name, path)
+        Product("nix-build", "" if name == "out" else name, _name_without_hash(path), path)
         for name, path in sorted(outputs.items())
         if _is_directory_output(path)
     ]
+
+
+def _name_without_hash(path: str) -> str:
+    """`dep` for /nix/store/<hash>-dep, as Hydra names an output's default product."""
+    return PurePosixPath(path).name.split("-", 1)[-1]
 
 
 def metrics_of(outputs: dict[str, str]) -> list[Metric]:

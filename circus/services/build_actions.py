@@ -54,11 +54,18 @@ async def restart(pool: asyncpg.Pool, build_id: int) -> None:
 
 async def bump(pool: asyncpg.Pool, build_id: int) -> int:
     """Its new global priority: the next free runner claims it first."""
-    priority = await builds.bump(pool, build_id)
+    priority = (await builds.bump(pool, [build_id])).get(build_id)
     if priority is None:
         raise await _refusal(pool, build_id, "only a queued build can be bumped")
     log.info("build bumped", build_id=build_id, global_priority=priority)
     return priority
+
+
+async def bump_all(pool: asyncpg.Pool, ids: Sequence[int]) -> list[int]:
+    """Those of `ids` that were queued, now ahead of every other queued build."""
+    bumped = sorted(await builds.bump(pool, ids))
+    log.info("builds bumped", builds=len(bumped))
+    return bumped
 
 
 async def keep(pool: asyncpg.Pool, build_id: int, value: bool) -> None:

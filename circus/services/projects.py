@@ -109,7 +109,7 @@ async def create_project(pool: asyncpg.Pool, who: Principal, policy: sources.Pol
     _check_project(project, policy)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            row = await project_store.insert(conn, project.row())
+            row = await project_store.insert(conn, project.row(), who.name)
             saved = [await jobset_store.insert(conn, row["id"], j.row()) for j in jobsets]
     except asyncpg.UniqueViolationError:
         raise _duplicate_project(project.name) from None

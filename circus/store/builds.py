@@ -124,10 +124,11 @@ async def clear_results(conn: Conn, ids: Sequence[int]) -> None:
     await conn.execute(Q.builds_clear_results, list(ids))
 
 
-async def bump(conn: Conn, build_id: int) -> int | None:
-    """Its new global priority, ahead of every queued build; None when not queued."""
-    row = await conn.fetchrow(Q.build_bump, build_id)
-    return None if row is None else int(row["global_priority"])
+async def bump(conn: Conn, ids: Sequence[int]) -> dict[int, int]:
+    """The new global priority of those of `ids` that are queued, ahead of every other
+    queued build."""
+    rows = await conn.fetch(Q.builds_bump, list(ids))
+    return {row["id"]: int(row["global_priority"]) for row in rows}
 
 
 async def keep(conn: Conn, build_id: int, value: bool) -> bool:

@@ -77,9 +77,9 @@ async def all_with_jobsets(conn: Conn) -> list[asyncpg.Record]:
     return list(await conn.fetch(Q.projects_with_jobsets))
 
 
-async def insert(conn: Conn, fields: Fields) -> asyncpg.Record:
-    """The new project; UniqueViolationError when the name is taken."""
-    row: asyncpg.Record = await conn.fetchrow(Q.project_insert, *fields)
+async def insert(conn: Conn, fields: Fields, owner: str) -> asyncpg.Record:
+    """The new project, `owner`'s; UniqueViolationError when the name is taken."""
+    row: asyncpg.Record = await conn.fetchrow(Q.project_insert, *fields, owner)
     return row
 
 

@@ -282,7 +282,7 @@ def test_a_products_file_that_is_a_symlink_out_is_not_read(store: Path,
     (out / "nix-support" / "hydra-build-products").symlink_to(outside)
     # Not read, so the fallback applies: the output directory itself.
     assert products.products_of({"out": str(out)}) == [
-        Product("nix-build", "", "aaaa-pkg", str(out))]
+        Product("nix-build", "", "pkg", str(out))]
 
 
 def test_without_declared_products_each_directory_output_is_one(store: Path) -> None:
@@ -293,8 +293,8 @@ def test_without_declared_products_each_directory_output_is_one(store: Path) -> 
     found = products.products_of({"out": str(out), "dev": str(dev),
                                   "bin": str(store / "cccc-script"),
                                   "lnk": str(store / "dddd-link")})
-    assert found == [Product("nix-build", "dev", "bbbb-pkg-dev", str(dev)),
-                     Product("nix-build", "", "aaaa-pkg", str(out))]
+    assert found == [Product("nix-build", "dev", "pkg-dev", str(dev)),
+                     Product("nix-build", "", "pkg", str(out))]
 
 
 def test_metrics_of_all_outputs_later_ones_win(store: Path) -> None:

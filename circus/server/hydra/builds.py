@@ -99,6 +99,19 @@ cancel_build = _build_action(auth.CANCEL, _cancelled, "Build has already finishe
 bump_build = _build_action(auth.BUMP, _bumped, "This build is not queued.")
 
 
+async def keep_build(request: web.Request) -> web.StreamResponse:
+    """`/build/{id}/keep/{0|1}`: keep its outputs from garbage collection, or stop."""
+    await require(request, auth.ADMIN)
+    build_id = _id(request, "id", "Build")
+    value = request.match_info["value"]
+    if value not in ("0", "1"):
+        raise bad("The keep flag must be 0 or 1.")
+    pool = request.app[CONTEXT].pool
+    await _one_build(pool, build_id)
+    await build_actions.keep(pool, build_id, value == "1")
+    raise web.HTTPFound(absolute(request, f"/build/{build_id}"))
+
+
 async def _eval_row(pool: asyncpg.Pool, request: web.Request) -> asyncpg.Record:
     eval_id = _id(request, "id", "Evaluation")
     row = await evaluation_rows.get(pool, eval_id)
@@ -127,6 +140,8 @@ async def _eval_action(request: web.Request, permission: str, what: str) -> web.
     ids = await evaluation_rows.build_ids(pool, row["id"])
     if what == "cancel":
         done = await build_actions.cancel_all(pool, ids)
+    elif what == "bump":
+        done = await build_actions.bump_all(pool, ids)
     else:
         done = await build_actions.restart_all(
             pool, ids, FAILED_CODES if what == "restart-failed" else ABORTED_CODES)
@@ -144,6 +159,10 @@ async def restart_failed_eval(request: web.Request) -> web.Response:
 
 async def restart_aborted_eval(request: web.Request) -> web.Response:
     return await _eval_action(request, auth.RESTART, "restart-aborted")
+
+
+async def bump_eval(request: web.Request) -> web.Response:
+    return await _eval_action(request, auth.BUMP, "bump")
 
 
 def _job(request: web.Request) -> tuple[str, str, str]:
@@ -206,16 +225,14 @@ async def latest_builds(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     ids = await build_list.latest_finished_ids(pool, nr, q.get("project"), q.get("jobset"),
                                                q.get("job"), q.get("system"))
-    found = {b["id"]: b for b in await shapes.builds(pool, ids)}
-    return web.json_response([found[i] for i in ids if i in found])
+    return web.json_response(await shapes.listed_builds(pool, ids))
 
 
 async def queue(request: web.Request) -> web.Response:
     nr = _nr(request, 100, 10000)
     pool = request.app[CONTEXT].pool
     ids = await build_list.unfinished_ids(pool, nr)
-    found = {b["id"]: b for b in await shapes.builds(pool, ids)}
-    return web.json_response([found[i] for i in ids if i in found])
+    return web.json_response(await shapes.listed_builds(pool, ids))
 
 
 async def nr_builds(request: web.Request) -> web.Response:

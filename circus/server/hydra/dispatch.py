@@ -8,7 +8,9 @@ Writes: a Circus API key (`Authorization: Bearer`, an extension Hydra users aske
 or the session cookie of `POST /login`. Hydra clients never send Circus's CSRF header,
 so a cookie write is also accepted when it carries no `Origin`/`Referer` of another
 site: browsers always send one of them on cross-site writes (and SameSite=Lax keeps the
-cookie off cross-site POSTs anyway), scripts send neither.
+cookie off cross-site POSTs anyway), scripts send neither. Hydra's writes answer GET too
+(its clients use it); a GET with the cookie alone also needs the X-CSRF-Token header,
+because a link or an image on another site makes the browser send one with no Referer.
 """
 
 from __future__ import annotations
@@ -48,7 +50,15 @@ async def principal(request: web.Request) -> auth.Principal:
     session = await sessions.current(request)
     if session is None:
         raise ApiError(403, SIGN_IN)
-    if not same_site(request) and not await auth.csrf_ok(request, session.csrf_token):
+    token_ok = await auth.csrf_ok(request, session.csrf_token)
+    if request.method == "GET" and not token_ok:
+        log.info("hydra write refused: GET with the cookie alone", user=session.name,
+                 path=request.path)
+        raise ApiError(403, f"GET {request.path} with a session cookie needs the "
+                            "X-CSRF-Token header (another site can make a browser send the "
+                            "cookie on a GET); use POST, an API key (Authorization: Bearer) "
+                            "or send the token")
+    if not same_site(request) and not token_ok:
         log.info("hydra write refused: cross-site", user=session.name, path=request.path)
         raise auth.csrf_refused()
     return logins.session_principal(session)

@@ -17,7 +17,7 @@ from circus.server.accounts import login as accounts
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra.body import read, text
-from circus.server.hydra.dispatch import SIGN_IN, same_site, wants_json
+from circus.server.hydra.dispatch import SIGN_IN, same_site
 from circus.services import login as logins
 from circus.store import users
 
@@ -46,12 +46,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     except logins.Refused as exc:
         return accounts.refusal(exc)
     opened = await sessions.start(request, user_id=user_id)
-    response: web.StreamResponse
-    if wants_json(request) or request.content_type == "application/json":
-        user = await users.get(pool, user_id)
-        response = web.json_response(_user(user))
-    else:
-        response = web.Response(status=302, headers={"Location": "/"})
+    # Hydra's answer to every successful login: 302 to /current-user, the user as the body.
+    user = await users.get(pool, user_id)
+    response = web.json_response(_user(user), status=302, headers={
+        "Location": str(request.url.origin()) + "/current-user"})
     sessions.set_cookie(request, response, opened.token)
     log.info("hydra login", username=username)
     return response

@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from circus.domain.errors import Conflict, Forbidden, NotFound
-from circus.server.accounts import auth, sessions
+from circus.server.accounts import auth
 from circus.server.http import params, safety
 from circus.server.http.errors import ApiError
 from circus.server.http.keys import CONTEXT
@@ -319,24 +319,7 @@ async def api_jobsets(request: web.Request) -> web.Response:
     return web.json_response([shapes.overview(r) for r in rows])
 
 
-async def _cross_site_get(request: web.Request) -> None:
-    """403 for a GET carrying only the session cookie: a link or image on another site
-    makes the browser send it too, with no Referer to tell. A Bearer key, the CSRF token
-    (X-CSRF-Token) or a POST (Origin-checked, as every Hydra write) is needed."""
-    if "Authorization" in request.headers:
-        return
-    session = await sessions.current(request)
-    if session is None or await auth.csrf_ok(request, session.csrf_token):
-        return  # without a session, require() answers
-    log.info("hydra push refused: GET with the cookie alone", user=session.name)
-    raise ApiError(403, "GET /api/push with a session cookie needs the X-CSRF-Token header "
-                        "(another site can make a browser send the cookie on a GET); use "
-                        "POST, an API key (Authorization: Bearer) or send the token")
-
-
 async def api_push(request: web.Request) -> web.Response:
-    if request.method == "GET":
-        await _cross_site_get(request)
     await require(request, auth.TRIGGER)
     wanted = [j for j in request.query.get("jobsets", "").split(",") if j.strip()]
     triggered = await evaluation_requests.request_by_labels(request.app[CONTEXT].pool, wanted)

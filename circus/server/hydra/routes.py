@@ -28,6 +28,8 @@ _REDIRECT = dict(status=302, content_type=None)
 # A PUT that creates answers 201 with Location and {name, uri, redirect, type}.
 CREATED = {201: ("application/json", obj(name=ANY, uri=ANY, redirect=ANY, type=ANY), "created")}
 _JOB = "/job/{project}/{jobset}/{job}"
+ACTION_METHODS = ("GET, POST and PUT do the same; a GET with only the session cookie is a "
+                  "403: send the X-CSRF-Token header, an API key, or POST.")
 
 
 def _json(summary: str, view: Handler, **fields: object) -> Handler:
@@ -54,7 +56,10 @@ EVAL = _json("Hydra: an evaluation", hydra_builds.get_eval)
 BUILD = _json("Hydra: a build", hydra_builds.get_build)
 JOB_LATEST = _json("Hydra: the latest successful build", hydra_builds.job_latest, **_REDIRECT)
 JOB_SHIELD = _json("Hydra: a shields.io endpoint document", hydra_builds.job_shield)
-LOGIN = _json("Hydra: log in", hydra_login.login)
+LOGIN = _json("Hydra: log in", hydra_login.login, status=302,
+              response=obj(username=ANY, fullname=ANY, emailaddress=ANY, userroles=ANY),
+              description="Hydra's answer: 302 to /current-user with the session cookie, "
+                          "the user as the body.")
 LOGOUT = _json("Hydra: log out", hydra_login.logout, status=204, content_type=None)
 
 
@@ -74,19 +79,25 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_route(method, "/api/push", push)
 
     router.add_get("/eval/{id}/builds", _json("Hydra: an evaluation's builds", b.eval_builds))
-    for action, view, needs in (("cancel", b.cancel_eval, auth.CANCEL),
-                                ("restart-failed", b.restart_failed_eval, auth.RESTART),
-                                ("restart-aborted", b.restart_aborted_eval, auth.RESTART)):
-        router.add_post(f"/eval/{{id}}/{action}", _json(f"Hydra: {action} (evaluation)", view,
-                                                        **_REDIRECT, permission=needs))
     router.add_get("/build/{id}/constituents", _json("Hydra: an aggregate's constituents",
                                                      b.build_constituents))
-    for action, build_view, needs in (("restart", b.restart_build, auth.RESTART),
-                                      ("cancel", b.cancel_build, auth.CANCEL),
-                                      ("bump", b.bump_build, auth.BUMP)):
-        router.add_post(f"/build/{{id}}/{action}", _json(f"Hydra: {action} (build)",
-                                                         build_view, **_REDIRECT,
-                                                         permission=needs))
+    actions: tuple[tuple[str, str, Handler, str], ...] = (
+        ("/eval/{id}/cancel", "cancel (evaluation)", b.cancel_eval, auth.CANCEL),
+        ("/eval/{id}/restart-failed", "restart-failed (evaluation)", b.restart_failed_eval,
+         auth.RESTART),
+        ("/eval/{id}/restart-aborted", "restart-aborted (evaluation)", b.restart_aborted_eval,
+         auth.RESTART),
+        ("/eval/{id}/bump", "bump (evaluation)", b.bump_eval, auth.BUMP),
+        ("/build/{id}/restart", "restart (build)", b.restart_build, auth.RESTART),
+        ("/build/{id}/cancel", "cancel (build)", b.cancel_build, auth.CANCEL),
+        ("/build/{id}/bump", "bump (build)", b.bump_build, auth.BUMP),
+        ("/build/{id}/keep/{value}", "keep (build; 1 keeps, 0 stops)", b.keep_build, auth.ADMIN))
+    for path, summary, action_view, needs in actions:
+        view = _json(f"Hydra: {summary}", action_view, **_REDIRECT, permission=needs,
+                     description=ACTION_METHODS)
+        # Hydra's actions answer any method; its clients send POST, PUT and GET.
+        for method in ("GET", "POST", "PUT"):
+            router.add_route(method, path, view)
     jobs: tuple[tuple[str, str, Handler], ...] = (
         ("/latest-finished", "the latest successful build of a finished evaluation",
          b.job_latest_finished),

@@ -34,12 +34,13 @@ def project(row: asyncpg.Record) -> Json:
         "displayname": row["display_name"],
         "description": row["description"],
         "homepage": row["homepage"],
-        # Hydra's owner is a user account; Circus projects have none.
-        "owner": "",
+        # Who created it; Hydra's `declarative` key is only for a project with a
+        # declarative spec file, which Circus projects never have (they are declared in
+        # the configuration).
+        "owner": row["owner"],
         "enabled": row["enabled"],
         "hidden": False,
         "enable_dynamic_run_command": False,
-        "declarative": {"file": "", "type": "", "value": ""},
         "jobsets": list(row["jobsets"]),
     }
 
@@ -88,7 +89,6 @@ def jobset(row: asyncpg.Record, inputs: list[asyncpg.Record]) -> Json:
         "enableemail": False,
         "enable_dynamic_run_command": False,
         "visible": not row["hidden"],
-        "hidden": bool(row["hidden"]),
         "emailoverride": "",
         "keepnr": row["keep_evaluations"],
         "checkinterval": row["check_interval"],
@@ -98,9 +98,6 @@ def jobset(row: asyncpg.Record, inputs: list[asyncpg.Record]) -> Json:
         "type": 1 if flake else 0,
         "flake": flake_uri(row["repository_url"], row["branch"]) if flake else "",
         "inputs": {i["name"]: _input(i) for i in inputs},
-        "jobsetinputs": {i["name"]: {"name": i["name"], "type": i["type"],
-                                     "emailresponsible": False,
-                                     "jobsetinputalts": [i["value"]]} for i in inputs},
     }
 
 
@@ -171,6 +168,25 @@ async def builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]) -> lis
             "buildmetrics": {m["name"]: {"name": m["name"], "value": m["value"],
                                          "unit": m["unit"]} for m in metrics[r["id"]]},
         })
+    return out
+
+
+async def listed_builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]
+                        ) -> list[Json]:
+    """/api/latestbuilds and /api/queue items, in the order of `ids`: Hydra's buildToHash,
+    with `buildstatus` once finished and `priority` before."""
+    rows = {r["id"]: r for r in await build_rows.by_ids(conn, ids)}
+    out = []
+    for r in (rows[i] for i in ids if i in rows):
+        finished = r["state"] == "finished"
+        item = {"id": r["id"], "project": r["project"], "jobset": r["jobset"], "job": r["job"],
+                "system": r["system"], "nixname": r["nix_name"], "finished": 1 if finished else 0,
+                "timestamp": epoch(r["created_at"])}
+        if finished:
+            item["buildstatus"] = r["buildstatus"]
+        else:
+            item["priority"] = r["priority"]
+        out.append(item)
     return out
 
 

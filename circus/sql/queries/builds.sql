@@ -356,14 +356,14 @@ WITH o AS (DELETE FROM build_outputs WHERE build_id = ANY($1::bigint[])),
      l AS (DELETE FROM build_logs WHERE build_id = ANY($1::bigint[]))
 DELETE FROM build_log_chunks WHERE build_id = ANY($1::bigint[]);
 
--- name: build_bump
+-- name: builds_bump
 -- Ahead of every queued build: one above the highest global priority in the queue (one
--- probe of builds_queue_idx, which leads with it).
+-- probe of builds_queue_idx, which leads with it); those of the ids ($1) still queued.
 UPDATE builds
    SET global_priority = (SELECT COALESCE(max(q.global_priority), 0) + 1
                             FROM builds q WHERE q.state = 'queued'),
        updated_at = now()
- WHERE id = $1 AND state = 'queued'
+ WHERE id = ANY($1::bigint[]) AND state = 'queued'
 RETURNING id, global_priority,
           pg_notify('circus_build_changed', id::text) AS changed,
           pg_notify('circus_builds_queued', '1') AS queued;

@@ -30,8 +30,9 @@ SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER B
 
 -- name: project_insert
 -- repository_url '' is a Hydra project's until its first jobset names one.
-INSERT INTO projects (name, repository_url, description, display_name, homepage, enabled)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO projects (name, repository_url, description, display_name, homepage, enabled,
+                      owner)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *;
 
 -- name: project_update
