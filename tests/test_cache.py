@@ -59,6 +59,21 @@ async def test_nix_copy_of_output_and_dependency_with_each_compression(
     assert f"Compression: {compression}" in text
 
 
+async def test_nix_copies_from_the_server_root_as_from_a_hydra(built, server, key, tmp_path):
+    # Hydra serves its cache at the root; `nix` given a Hydra URL must work unchanged.
+    store = tmp_path / "other-store"
+    code, _, err = await run(["nix", "copy", "--from", f"{server.url}?trusted=0", "--to",
+                              str(store), built.outputs["top"]], tmp_path,
+                             trusted_public_keys=key[1])
+    assert code == 0, err
+    assert (store / built.outputs["top"].lstrip("/")).is_dir()
+    async with _session(server) as session:
+        async with session.get("/nix-cache-info") as r:
+            assert r.status == 200 and "StoreDir: /nix/store" in await r.text()
+        async with session.get(f"/{'0' * 32}.narinfo") as r:
+            assert r.status == 404
+
+
 def _read(path: Path) -> str:
     return path.read_text()
 

@@ -314,6 +314,16 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     assert hello_build["buildproducts"] == {"1": {
         "type": "nix-build", "subtype": "", "name": "hello-1.0", "path": hello_out,
         "defaultpath": "", "filesize": None, "sha256hash": None}}
+    # Hydra's other URLs: an evaluation's store paths, a product's file.
+    paths = hydra.call("GET", f"/eval/{flake_eval['id']}/store-paths")[1]
+    succeeded = {o["path"] for b in builds.values() if b["buildstatus"] == 0
+                 for o in b["buildoutputs"].values()}
+    assert hello_out in paths and out in paths and paths == sorted(succeeded)
+    for tail in ("", "/index.html"):
+        status, page, _ = hydra.call("GET", f"/build/{docs['id']}/download/1{tail}")
+        assert (status, page) == (200, b"<h1>manual</h1>\n"), tail
+    status, body, _ = hydra.call("GET", f"/build/{docs['id']}/download/1/missing.html")
+    assert status == 404 and "missing.html" in body["error"]
     latest = hydra.call("GET", "/api/latestbuilds?nr=100&project=demo")[1]
     assert latest and all(set(b) == LISTED_KEYS | {"buildstatus"} for b in latest)
     assert {b["job"]: b["buildstatus"] for b in latest}["hello"] == 0
@@ -342,6 +352,13 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     assert (queued["finished"], queued["buildstatus"], queued["starttime"]) == (0, None, None)
     waiting = {b["id"]: b for b in hydra.call("GET", "/api/queue")[1]}[queued["id"]]
     assert set(waiting) == LISTED_KEYS | {"priority"} and waiting["finished"] == 0
+    # /queue is the whole Build document of each; the queue runner's figures count it.
+    in_queue = {b["id"]: b for b in hydra.call("GET", "/queue")[1]}
+    assert in_queue[queued["id"]] == hydra.call("GET", f"/build/{queued['id']}")[1]
+    assert isinstance(hydra.call("GET", "/status")[1], list)
+    runner = hydra.call("GET", "/queue-runner-status")[1]
+    assert runner["status"] == "up" and runner["nrQueuedBuilds"] >= 1
+    assert hydra.call("GET", "/machines")[1] == {}
     # A GET with the cookie alone would be any site's link: it needs the CSRF token.
     status, body, _ = hydra.call("GET", f"/build/{queued['id']}/bump")
     assert status == 403 and "X-CSRF-Token" in body["error"]

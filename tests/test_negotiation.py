@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], tuple[str | None, str | None]] = {
     ("DELETE", "/jobset/{project}/{jobset}"): (JSON, JSON),
     ("GET", "/eval/{id}"): (JSON, HTML),
     ("GET", "/build/{id}"): (JSON, HTML),
+    ("GET", "/queue"): (JSON, HTML),
     ("GET", "/login"): (HTML, HTML),
     ("POST", "/login"): (JSON, JSON),  # a refused login: Hydra's 403 either way
     ("GET", "/logout"): (HTML, HTML),

@@ -19,9 +19,13 @@ def _app() -> web.Application:
 
 
 def _sample(path: str, parameters: list[dict]) -> str:
-    kinds = {p["name"]: p["schema"].get("type") for p in parameters if p["in"] == "path"}
-    return re.sub(r"\{([^}]+)\}",
-                  lambda m: "7" if kinds.get(m.group(1)) == "integer" else "sample", path)
+    schemas = {p["name"]: p["schema"] for p in parameters if p["in"] == "path"}
+
+    def value(name: str) -> str:
+        schema = schemas.get(name, {})
+        return str(schema.get("example", "7" if schema.get("type") == "integer" else "sample"))
+
+    return re.sub(r"\{([^}]+)\}", lambda m: value(m.group(1)), path)
 
 
 def test_every_route_is_documented_by_its_module() -> None:

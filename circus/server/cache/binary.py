@@ -111,8 +111,11 @@ async def cache_info(request: web.Request) -> web.Response:
      content_type=NARINFO_TYPE, response=STR, tags=TAGS, error_content_type="text/plain",
      description="Only outputs of Circus's successful builds and their closures; 404 else.")
 async def get_narinfo(request: web.Request) -> web.Response:
+    return await _narinfo(request, request.match_info["name"].removesuffix(".narinfo"))
+
+
+async def _narinfo(request: web.Request, hash_part: str) -> web.Response:
     config = _config(request)
-    hash_part = request.match_info["name"].removesuffix(".narinfo")
     if not config.cache.enabled:
         return _not_found()
     compression = config.cache.compression
@@ -139,6 +142,14 @@ def _parse_nar_name(name: str) -> tuple[str, str] | None:
         if name.endswith(ext):
             return name[: -len(ext)], compression
     return None
+
+
+@doc("The narinfo of a store path at Hydra's binary-cache URL (the root)",
+     content_type=NARINFO_TYPE, response=STR, tags=TAGS, error_content_type="text/plain",
+     path={"hash": {"type": "string", "pattern": "^[0-9a-df-np-sv-z]{32}$",
+                    "example": "0" * 32}})
+async def root_narinfo(request: web.Request) -> web.Response:
+    return await _narinfo(request, request.match_info["hash"])
 
 
 @doc("A NAR, compressed as its extension says (.nar, .nar.zst, .nar.xz, .nar.bz2, .nar.br)",
@@ -205,3 +216,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/nix-cache/nix-cache-info", cache_info)
     router.add_get(r"/nix-cache/nar/{name}", get_nar)
     router.add_get(r"/nix-cache/{name}", get_narinfo)
+    # Hydra's binary-cache URLs, at the root: `nix` pointed at a Hydra URL works unchanged.
+    router.add_get("/nix-cache-info", cache_info)
+    router.add_get(r"/nar/{name}", get_nar)
+    router.add_get(r"/{hash:[0-9a-df-np-sv-z]{32}}.narinfo", root_narinfo)

@@ -95,7 +95,6 @@ _PAGES: tuple[tuple[str, Handler], ...] = tuple(_page(*row) for row in (
     ("/evaluations", dashboard_pages.evaluations),
     ("/evaluation/{id}", dashboard_pages.evaluation),
     ("/builds", dashboard_pages.builds_list),
-    ("/queue", dashboard_pages.queue),
     ("/channels", dashboard_pages.channels),
     ("/channel/{id}", dashboard_pages.channel),
     ("/news", dashboard_pages.news),
@@ -136,6 +135,7 @@ SHARED_PAGES: dict[str, Handler] = dict(_page(*row) for row in (
     ("/jobset/{project}/{jobset}", dashboard_pages.jobset),
     ("/build/{id}", dashboard_build.build),
     ("/eval/{id}", dashboard_pages.evaluation),
+    ("/queue", dashboard_pages.queue),
     ("/login", dashboard_forms.login_page),
     ("/logout", dashboard_forms.logout_page),
 ))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from circus.domain.errors import Conflict, Forbidden, NotFound
+from circus.domain.errors import Conflict, Forbidden, InvalidValue, NotFound
 
 # A use case's refusal (circus.services) and the status every front end answers it with.
-REFUSAL_STATUS: dict[type[Exception], int] = {Forbidden: 403, NotFound: 404, Conflict: 409}
+REFUSAL_STATUS: dict[type[Exception], int] = {InvalidValue: 400, Forbidden: 403,
+                                              NotFound: 404, Conflict: 409}
 
 
 class ApiError(Exception):
@@ -38,5 +39,5 @@ def refusals() -> Iterator[None]:
     """An operation's refusal as an ApiError with its status and its message unchanged."""
     try:
         yield
-    except (Forbidden, NotFound, Conflict) as exc:
+    except (InvalidValue, Forbidden, NotFound, Conflict) as exc:
         raise ApiError(REFUSAL_STATUS[type(exc)], str(exc)) from None

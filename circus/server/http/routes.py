@@ -60,6 +60,7 @@ SHARED: tuple[Shared, ...] = (
     Shared("DELETE", "/jobset/{project}/{jobset}", hydra.DELETE_JOBSET, hydra.DELETE_JOBSET),
     Shared("GET", "/eval/{id}", hydra.EVAL, _PAGE["/eval/{id}"]),
     Shared("GET", "/build/{id}", hydra.BUILD, _PAGE["/build/{id}"]),
+    Shared("GET", "/queue", hydra.QUEUE, _PAGE["/queue"]),
     # Hydra has no login page: a JSON client gets ours too. Hydra's POST /login itself
     # answers a form with a 302 and JSON with the user.
     Shared("GET", "/login", _PAGE["/login"], _PAGE["/login"]),

@@ -20,13 +20,13 @@ from circus.domain.status import ABORTED_CODES, FAILED_CODES, BuildStatus
 from circus.server.accounts import auth
 from circus.server.api import search as search_api
 from circus.server.http import params
-from circus.server.http.errors import ApiError
+from circus.server.http.errors import ApiError, refusals
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
 from circus.server.hydra.body import bad, q
 from circus.server.hydra.dispatch import Handler, require
 from circus.server.hydra.projects import absolute
-from circus.services import build_actions
+from circus.services import build_actions, downloads
 from circus.store import build_list, builds, jobs
 from circus.store import evaluations as evaluation_rows
 
@@ -118,6 +118,30 @@ async def _eval_row(pool: asyncpg.Pool, request: web.Request) -> asyncpg.Record:
     if row is None:
         raise ApiError(404, f"Evaluation {eval_id} doesn't exist.")
     return row
+
+
+async def eval_store_paths(request: web.Request) -> web.Response:
+    """The output paths of the evaluation's successful builds, sorted, each once."""
+    pool = request.app[CONTEXT].pool
+    row = await _eval_row(pool, request)
+    ids = await evaluation_rows.build_ids(pool, row["id"])
+    succeeded = [b["id"] for b in await builds.by_ids(pool, ids)
+                 if b["state"] == "finished" and b["buildstatus"] == BuildStatus.SUCCEEDED]
+    outputs = await builds.outputs(pool, succeeded)
+    paths = {o["path"] for build_id in succeeded for o in outputs[build_id]}
+    return web.json_response(sorted(paths))
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    """`/build/{id}/download/{nr}[/{path}]`: a product's file, by the one download rule."""
+    build_id = _id(request, "id", "Build")
+    nr = request.match_info["nr"]
+    if not params.digits(nr) or int(nr) >= 2**31:
+        raise ApiError(404, f"Build doesn't have a product #{nr}.")
+    with refusals():
+        target = await downloads.product_file(request.app[CONTEXT].pool, build_id, int(nr),
+                                              request.match_info.get("path") or None)
+    return web.FileResponse(target, headers={"Content-Type": "application/octet-stream"})
 
 
 async def get_eval(request: web.Request) -> web.Response:

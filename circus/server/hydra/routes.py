@@ -21,6 +21,7 @@ from circus.server.http.openapi import ANY, STR, doc, obj, query
 from circus.server.hydra import builds as hydra_builds
 from circus.server.hydra import login as hydra_login
 from circus.server.hydra import projects as hydra_projects
+from circus.server.hydra import queue_status as hydra_queue
 from circus.server.hydra.dispatch import Handler
 
 _TAGS = ("hydra",)
@@ -61,6 +62,7 @@ LOGIN = _json("Hydra: log in", hydra_login.login, status=302,
               description="Hydra's answer: 302 to /current-user with the session cookie, "
                           "the user as the body.")
 LOGOUT = _json("Hydra: log out", hydra_login.logout, status=204, content_type=None)
+QUEUE = _json("Hydra: the queue, in the order runners take it", hydra_queue.queue)
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
@@ -79,6 +81,18 @@ def add_routes(router: web.UrlDispatcher) -> None:
         router.add_route(method, "/api/push", push)
 
     router.add_get("/eval/{id}/builds", _json("Hydra: an evaluation's builds", b.eval_builds))
+    router.add_get("/eval/{id}/store-paths", _json(
+        "Hydra: the output paths of an evaluation's successful builds", b.eval_store_paths))
+    download = _json("Hydra: a build product's file (the same rule as /api/v1's download)",
+                     b.download, content_type="application/octet-stream",
+                     response={"type": "string", "format": "binary"})
+    router.add_get("/build/{id}/download/{nr}", download)
+    router.add_get("/build/{id}/download/{nr}/{path:.+}", download)
+    router.add_get("/status", _json("Hydra: the builds running now", hydra_queue.status))
+    router.add_get("/queue-runner-status", _json("Hydra: the queue runner's figures",
+                                                 hydra_queue.queue_runner_status))
+    router.add_get("/machines", _json("Hydra: the build machines (none: builds are local)",
+                                      hydra_queue.machines))
     router.add_get("/build/{id}/constituents", _json("Hydra: an aggregate's constituents",
                                                      b.build_constituents))
     actions: tuple[tuple[str, str, Handler, str], ...] = (
