@@ -324,6 +324,17 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
         assert (status, page) == (200, b"<h1>manual</h1>\n"), tail
     status, body, _ = hydra.call("GET", f"/build/{docs['id']}/download/1/missing.html")
     assert status == 404 and "missing.html" in body["error"]
+    # A derivation's log, whole or its tail, as Hydra's /log/{drv} serves it.
+    drv = hello_build["drvpath"].removeprefix("/nix/store/")
+    status, text, _ = hydra.call("GET", f"/log/{drv}")
+    assert status == 200 and b"hello from the build" in text
+    status, text, _ = hydra.call("GET", f"/log/{drv}?tail=1")
+    assert status == 200 and text.count(b"\n") <= 1 and text.strip()
+    assert hydra.call("GET", f"/log/{drv}?tail=x")[0] == 400
+    missing = "0" * 32 + "-missing.drv"
+    status, body, _ = hydra.call("GET", f"/log/{missing}")
+    assert (status, body) == (404, {"error": f"The build log of /nix/store/{missing} is "
+                                             "not available."})
     latest = hydra.call("GET", "/api/latestbuilds?nr=100&project=demo")[1]
     assert latest and all(set(b) == LISTED_KEYS | {"buildstatus"} for b in latest)
     assert {b["job"]: b["buildstatus"] for b in latest}["hello"] == 0

@@ -25,6 +25,11 @@ async def exists(conn: Conn, build_id: int) -> bool:
     return await conn.fetchval(Q.build_exists, build_id) is not None
 
 
+async def of_drv(conn: Conn, drv_path: str, limit: int) -> list[int]:
+    """The ids of the builds of this derivation, newest first."""
+    return [row["id"] for row in await conn.fetch(Q.builds_of_drv, drv_path, limit)]
+
+
 async def by_ids(conn: Conn, ids: Sequence[int]) -> list[asyncpg.Record]:
     """Those of `ids` that exist, in id order, with project and jobset names."""
     return list(await conn.fetch(Q.builds_by_ids, list(ids)))

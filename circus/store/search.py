@@ -60,6 +60,3 @@ async def builds_with_output(conn: Conn, path: str, limit: int) -> list[int]:
     rows = await conn.fetch(Q.search_builds_with_output, path, limit)
     return [row["id"] for row in rows]
 
-
-async def builds_of_drv(conn: Conn, drv_path: str, limit: int) -> list[int]:
-    return [row["id"] for row in await conn.fetch(Q.search_builds_of_drv, drv_path, limit)]

@@ -249,7 +249,10 @@ _RANGE_DOC = {
 @doc("A build's log so far (text, byte ranges)", content_type="text/plain",
      response={"type": "string"}, tags=("builds",), **_RANGE_DOC)
 async def get_log(request: web.Request) -> web.StreamResponse:
-    build_id = params.path_id(request, "id", "build")
+    return await _send_log(request, params.path_id(request, "id", "build"))
+
+
+async def _send_log(request: web.Request, build_id: int) -> web.StreamResponse:
     size = await _build_log_size(request, build_id)
     try:
         wanted = requested_range(request, size)
@@ -263,13 +266,37 @@ async def get_log(request: web.Request) -> web.StreamResponse:
 @doc("Hydra: the last lines of a build's log (text)", content_type="text/plain",
      response={"type": "string"}, tags=("hydra",))
 async def hydra_log_tail(request: web.Request) -> web.Response:
-    build_id = params.path_id(request, "id", "build")
+    return await _send_tail(request, params.path_id(request, "id", "build"), TAIL_LINES)
+
+
+async def _send_tail(request: web.Request, build_id: int, lines: int) -> web.Response:
+    """The last `lines` lines that fit in the last TAIL_BYTES of the log."""
     await _build_log_size(request, build_id)
     async with request.app[CONTEXT].pool.acquire() as conn:
         found = await window(conn, build_id, TAIL_BYTES)
     text = found.data.decode("utf-8", "replace")
-    return web.Response(text=text[tail_start(text, len(text), TAIL_LINES):],
+    return web.Response(text=text[tail_start(text, len(text), lines):],
                         content_type="text/plain", charset="utf-8")
+
+
+@doc("Hydra: the log of the newest build of a derivation (text; `tail` lines)",
+     content_type="text/plain", response={"type": "string"}, tags=("hydra",),
+     path={"drv": {"type": "string", "pattern": r"^[0-9a-df-np-sv-z]{32}-[^/]+\.drv$",
+                   "example": "0" * 32 + "-hello.drv"}},
+     query={"tail": query({"type": "integer", "minimum": 0},
+                          f"only the last lines (those in the last {TAIL_BYTES} bytes)")})
+async def hydra_drv_log(request: web.Request) -> web.StreamResponse:
+    drv_path = f"/nix/store/{request.match_info['drv']}"
+    raw_tail = request.query.get("tail")
+    if raw_tail is not None and not params.digits(raw_tail):
+        raise bad_field("tail", f"expected a number of lines, got {raw_tail!r}")
+    newest = await builds.of_drv(request.app[CONTEXT].pool, drv_path, 1)
+    if not newest:
+        raise ApiError(404, f"The build log of {drv_path} is not available.")
+    build_id = newest[0]
+    if raw_tail is not None:
+        return await _send_tail(request, build_id, int(raw_tail))
+    return await _send_log(request, build_id)
 
 
 async def _check_step(request: web.Request, build_id: int) -> None:
@@ -382,6 +409,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(r"/build/{id:\d+}/log", get_log)
     router.add_get(r"/build/{id:\d+}/log/raw", get_log)
     router.add_get(r"/build/{id:\d+}/log/tail", hydra_log_tail)
+    router.add_get(r"/log/{drv:[0-9a-df-np-sv-z]{32}-[^/]+\.drv}", hydra_drv_log)
     router.add_get(r"/build/{id:\d+}/nixlog/{step:\d+}", hydra_step_log)
     router.add_get(r"/build/{id:\d+}/nixlog/{step:\d+}/raw", hydra_step_log)
     router.add_get(r"/build/{id:\d+}/nixlog/{step:\d+}/tail", hydra_step_log_tail)

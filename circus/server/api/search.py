@@ -16,6 +16,7 @@ from circus.server.http.errors import ApiError, bad_field
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, STR, TIME, arr, doc, nullable, obj, query
 from circus.server.hydra import shapes
+from circus.store import builds as build_rows
 from circus.store import jobsets as jobset_rows
 from circus.store import search as search_rows
 
@@ -134,7 +135,7 @@ async def hydra_search(pool: asyncpg.Pool, text: str) -> dict[str, Any]:
         inputs[row["jobset_id"]].append(row)
     by_job = await search_rows.latest_successes_by_job(pool, text, HYDRA_LIMIT)
     by_out = await search_rows.builds_with_output(pool, text, HYDRA_LIMIT)
-    by_drv = set(await search_rows.builds_of_drv(pool, text, HYDRA_LIMIT))
+    by_drv = set(await build_rows.of_drv(pool, text, HYDRA_LIMIT))
     found = set(by_job) | set(by_out)
     # One shaping of every build: its five queries run once, not per kind.
     docs = await shapes.builds(pool, sorted(found | by_drv))

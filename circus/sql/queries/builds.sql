@@ -396,6 +396,10 @@ SELECT b.id, b.job, b.state, b.buildstatus
 -- name: build_exists
 SELECT id FROM builds WHERE id = $1;
 
+-- name: builds_of_drv
+-- The builds of a derivation ($1), newest first (builds_drv_idx).
+SELECT id FROM builds WHERE drv_path = $1 ORDER BY id DESC LIMIT $2;
+
 -- name: builds_by_ids
 SELECT b.id, b.state, b.buildstatus, b.created_at, b.started_at, b.finished_at,
        p.name AS project, j.name AS jobset, b.job, b.nix_name, b.system, b.priority,

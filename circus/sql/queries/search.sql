@@ -81,6 +81,3 @@ SELECT m.id
 -- Builds with an output at exactly this store path (Hydra's "buildsdrv" use the drv).
 SELECT DISTINCT build_id AS id FROM build_outputs WHERE path = $1
  ORDER BY build_id DESC LIMIT $2;
-
--- name: search_builds_of_drv
-SELECT id FROM builds WHERE drv_path = $1 ORDER BY id DESC LIMIT $2;
