@@ -294,6 +294,20 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     assert hydra.call("GET", f"/eval/{legacy_eval['id']}")[1] == legacy_eval
     status, _, headers = hydra.call("GET", "/jobset/demo/legacy/latest-eval")
     assert (status, headers["Location"]) == (302, f"{circus.url}/eval/{legacy_eval['id']}")
+    # Every jobset's evaluations with new builds, as Hydra's getEvals describes them; a
+    # first evaluation's VCS inputs all count as changed.
+    summaries = {s["eval"]["id"]: s for s in hydra.call("GET", "/evals")[1]}
+    assert {flake_eval["id"], legacy_eval["id"]} <= set(summaries)
+    legacy_summary = summaries[legacy_eval["id"]]
+    assert set(legacy_summary) == {"eval", "nrScheduled", "nrSucceeded", "nrFailed", "diff",
+                                   "changedInputs"}
+    assert legacy_summary["eval"] == legacy_eval and legacy_summary["diff"] == 0
+    assert {i["uri"] for i in legacy_summary["changedInputs"]} == {f"file://{repo}"}
+    assert hydra.call("GET", "/evals?page=2")[1] == []
+    # A jobset's evaluations page by page (one here: page 2 is empty, and says so).
+    second = hydra.call("GET", "/jobset/demo/legacy/evals?page=2")[1]
+    assert (second["evals"], second["previous"], second["last"]) == ([], "?page=1", "?page=1")
+    assert "next" not in second
     overview = hydra.call("GET", "/api/jobsets?project=demo")[1]
     assert [j["name"] for j in overview] == ["flake", "legacy"]
 

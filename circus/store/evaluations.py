@@ -57,6 +57,18 @@ async def finished_page(conn: Conn, jobset_id: int, limit: int,
     return list(await conn.fetch(Q.evaluations_finished_page, jobset_id, limit, offset))
 
 
+async def with_new_builds_page(conn: Conn, limit: int, offset: int) -> list[asyncpg.Record]:
+    """Finished evaluations of every jobset that brought new builds, newest first, with
+    `previous_id`: the jobset's one before that did too."""
+    return list(await conn.fetch(Q.evaluations_with_new_builds_page, limit, offset))
+
+
+async def builds_counted(conn: Conn, ids: Sequence[int]) -> dict[int, asyncpg.Record]:
+    """(total, scheduled, succeeded) of each evaluation's builds (those with any)."""
+    rows = await conn.fetch(Q.evaluations_build_counts, list(ids))
+    return {row["evaluation_id"]: row for row in rows}
+
+
 async def finished_count(conn: Conn, jobset_id: int) -> int:
     found: int = await conn.fetchval(Q.evaluations_finished_count, jobset_id)
     return found

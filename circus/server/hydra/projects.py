@@ -283,8 +283,7 @@ async def jobset_evals(request: web.Request) -> web.Response:
     pool = request.app[CONTEXT].pool
     jobset_id = await _jobset_id(pool, request.match_info["project"],
                                  request.match_info["jobset"])
-    raw = request.query.get("page", "1")
-    page = int(raw) if params.digits(raw) and 0 < int(raw) < 10**6 else 1
+    page = _page(request)
     total = await evaluations.finished_count(pool, jobset_id)
     rows = await evaluations.finished_page(pool, jobset_id, EVALS_PER_PAGE,
                                            (page - 1) * EVALS_PER_PAGE)
@@ -296,6 +295,20 @@ async def jobset_evals(request: web.Request) -> web.Response:
     if page < last:
         doc["next"] = f"?page={page + 1}"
     return web.json_response(doc)
+
+
+def _page(request: web.Request) -> int:
+    """Hydra's `page` (from 1; anything else is the first page)."""
+    raw = request.query.get("page", "1")
+    return int(raw) if params.digits(raw) and 0 < int(raw) < 10**6 else 1
+
+
+async def all_evals(request: web.Request) -> web.Response:
+    """Hydra's /evals: every jobset's evaluations that brought new builds, a page of 20."""
+    pool = request.app[CONTEXT].pool
+    offset = (_page(request) - 1) * EVALS_PER_PAGE
+    rows = await evaluations.with_new_builds_page(pool, EVALS_PER_PAGE, offset)
+    return web.json_response(await shapes.eval_summaries(pool, rows))
 
 
 async def latest_eval(request: web.Request) -> web.Response:

@@ -80,6 +80,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     for method in ("GET", "POST", "PUT"):
         router.add_route(method, "/api/push", push)
 
+    router.add_get("/evals", _json("Hydra: the evaluations that brought new builds, 20 a "
+                                   "page (`page`)", p.all_evals))
     router.add_get("/eval/{id}/builds", _json("Hydra: an evaluation's builds", b.eval_builds))
     router.add_get("/eval/{id}/store-paths", _json(
         "Hydra: the output paths of an evaluation's successful builds", b.eval_store_paths))

@@ -137,6 +137,36 @@ async def evaluations(conn: asyncpg.Pool | asyncpg.Connection,
     return out
 
 
+async def eval_summaries(conn: asyncpg.Pool | asyncpg.Connection,
+                         rows: list[asyncpg.Record]) -> list[Json]:
+    """/evals entries as Hydra's getEvals makes them: the evaluation, its counts, the
+    change in successes and the VCS inputs that changed since the jobset's previous one."""
+    previous = [r["previous_id"] for r in rows if r["previous_id"] is not None]
+    ids = [r["id"] for r in rows] + previous
+    counts = await evaluation_rows.builds_counted(conn, ids)
+    vcs: dict[int, dict[str, Json]] = defaultdict(dict)
+    for i in await evaluation_rows.inputs_of(conn, ids):
+        if i["type"] == "git":
+            vcs[i["evaluation_id"]][i["name"]] = _eval_input(i)
+    docs = await evaluations(conn, rows)
+    out = []
+    for row, doc in zip(rows, docs, strict=True):
+        total, scheduled, succeeded = _counts(counts.get(row["id"]))
+        before = row["previous_id"]
+        old = vcs.get(before, {}) if before is not None else {}
+        out.append({
+            "eval": doc, "nrScheduled": scheduled, "nrSucceeded": succeeded,
+            "nrFailed": total - succeeded - scheduled,
+            "diff": succeeded - _counts(counts.get(before))[2] if before is not None else 0,
+            "changedInputs": [value for name, value in sorted(vcs[row["id"]].items())
+                              if old.get(name) != value]})
+    return out
+
+
+def _counts(row: asyncpg.Record | None) -> tuple[int, int, int]:
+    return (row["total"], row["scheduled"], row["succeeded"]) if row else (0, 0, 0)
+
+
 async def builds(conn: asyncpg.Pool | asyncpg.Connection, ids: list[int]) -> list[Json]:
     """The builds with these ids (those that exist), in id order."""
     rows = await build_rows.by_ids(conn, ids)

@@ -34,6 +34,27 @@ SELECT e.* FROM evaluations e
  WHERE e.jobset_id = $1 AND e.status <> 'running'
  ORDER BY e.id DESC LIMIT $2 OFFSET $3;
 
+-- name: evaluations_with_new_builds_page
+-- Hydra's /evals: finished evaluations that brought new builds, newest first, each with
+-- the one before it of the same jobset (previous_id) to compare with.
+SELECT e.*,
+       (SELECT p.id FROM evaluations p
+         WHERE p.jobset_id = e.jobset_id AND p.id < e.id AND p.nr_new_builds > 0
+           AND p.status <> 'running'
+         ORDER BY p.id DESC LIMIT 1) AS previous_id
+  FROM evaluations e
+ WHERE e.nr_new_builds > 0 AND e.status <> 'running'
+ ORDER BY e.id DESC LIMIT $1 OFFSET $2;
+
+-- name: evaluations_build_counts
+-- Per evaluation ($1): its builds, those not finished, those that succeeded.
+SELECT eb.evaluation_id, count(*) AS total,
+       count(*) FILTER (WHERE b.state <> 'finished') AS scheduled,
+       count(*) FILTER (WHERE b.state = 'finished' AND b.buildstatus = 0) AS succeeded
+  FROM evaluation_builds eb JOIN builds b ON b.id = eb.build_id
+ WHERE eb.evaluation_id = ANY($1::bigint[])
+ GROUP BY eb.evaluation_id;
+
 -- name: evaluations_finished_count
 SELECT count(*) FROM evaluations WHERE jobset_id = $1 AND status <> 'running';
 
