@@ -100,3 +100,22 @@ async def test_every_action_answers_get_post_and_put(client: TestClient,
                             allow_redirects=False)
     assert resp.status == 403
     assert await pool.fetchval("SELECT state FROM builds WHERE id = $1", build) == "queued"
+
+
+async def test_a_custom_channel_redirects_to_its_product(client: TestClient,
+                                                         pool: asyncpg.Pool) -> None:
+    js = await _jobset(client)
+    build = await insert_build(pool, js, "nixpkgs", state="finished", buildstatus=0)
+    await pool.execute("INSERT INTO build_products (build_id, product_nr, type, name, path) "
+                       "VALUES ($1, 1, 'channel', 'nixexprs.tar.xz', '/nix/store/x-ch')", build)
+    base = "/channel/custom/hx/main/nixpkgs"
+    resp = await client.get(f"{base}/nixexprs.tar.xz", allow_redirects=False)
+    assert resp.status == 302
+    assert resp.headers["Location"].endswith(f"/build/{build}/download/1/nixexprs.tar.xz")
+    resp = await client.get(f"{base}/binary-cache-url")
+    assert resp.status == 200 and await resp.text() == str(client.make_url("/"))
+    resp = await client.get(f"{base}/other.tar.xz", headers=JSON)
+    assert resp.status == 404
+    resp = await client.get("/channel/custom/hx/main/nothing/nixexprs.tar.xz", headers=JSON)
+    assert resp.status == 404 and (await resp.json())["error"] == (
+        "Channel nothing either doesn't exist or was never built successfully.")

@@ -214,6 +214,37 @@ async def job_latest_for(request: web.Request) -> web.Response:
     return await _latest(request, request.match_info["system"], False)
 
 
+async def _channel_build(request: web.Request) -> int:
+    """Hydra's custom channel: the newest successful build of the job it is named for."""
+    info = request.match_info
+    names = (info["project"], info["jobset"], info["channel"])
+    found = await jobs.latest_success(request.app[CONTEXT].pool, names, None, False)
+    if found is None:
+        raise ApiError(404, f"Channel {info['channel']} either doesn't exist or was never "
+                            "built successfully.")
+    return found
+
+
+async def channel_product(request: web.Request) -> web.Response:
+    """`/channel/custom/{project}/{jobset}/{channel}/{name}`: to the download of the
+    channel build's `channel` product of that name, as Hydra redirects."""
+    build_id = await _channel_build(request)
+    name = request.match_info["product"]
+    products = (await builds.products(request.app[CONTEXT].pool, [build_id]))[build_id]
+    found = next((p for p in products if p["type"] == "channel" and p["name"] == name), None)
+    if found is None:
+        raise ApiError(404, f"Channel {request.match_info['channel']} has no product "
+                            f"{q(name)}.")
+    raise web.HTTPFound(absolute(
+        request, f"/build/{build_id}/download/{found['product_nr']}/{name}"))
+
+
+async def channel_cache_url(request: web.Request) -> web.Response:
+    """The binary cache a custom channel's paths come from: this server, at its root."""
+    await _channel_build(request)
+    return web.Response(text=absolute(request, "/"), content_type="text/plain")
+
+
 async def job_shield(request: web.Request) -> web.Response:
     """A shields.io endpoint document (https://shields.io/endpoint), as Hydra's."""
     names = _job(request)

@@ -90,6 +90,13 @@ def add_routes(router: web.UrlDispatcher) -> None:
                      response={"type": "string", "format": "binary"})
     router.add_get("/build/{id}/download/{nr}", download)
     router.add_get("/build/{id}/download/{nr}/{path:.+}", download)
+    channel = "/channel/custom/{project}/{jobset}/{channel}"
+    router.add_get(channel + "/binary-cache-url", _json(
+        "Hydra: the binary cache of a custom channel (this server's root)",
+        b.channel_cache_url, content_type="text/plain", response=STR))
+    router.add_get(channel + "/{product}", _json(
+        "Hydra: a custom channel's product, by name (a redirect to its download)",
+        b.channel_product, **_REDIRECT))
     router.add_get("/status", _json("Hydra: the builds running now", hydra_queue.status))
     router.add_get("/queue-runner-status", _json("Hydra: the queue runner's figures",
                                                  hydra_queue.queue_runner_status))
