@@ -415,6 +415,46 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     assert len(documented) >= 15, sorted(documented)
 
 
+class FollowingClient(Hydra):
+    """A Hydra client as scripts write them with a requests-like library: a cookie jar,
+    JSON, and every redirect followed with a GET (as requests does for 302)."""
+
+    def call(self, method: str, path: str, body: Any = None, *, form: bool = False,
+             key: str | None = None, validate: bool = True) -> tuple[int, Any, Any]:
+        for _ in range(5):
+            status, parsed, got = super().call(method, path, body, form=form, key=key,
+                                               validate=False)
+            if status not in (301, 302, 303):
+                return status, parsed, got
+            method, body, path = "GET", None, got["Location"].removeprefix(self.base)
+        raise AssertionError(f"too many redirects at {path}")
+
+
+def test_a_client_that_follows_redirects_never_notices_circus(circus: Circus,
+                                                              tmp_path: Path) -> None:
+    repo = make_flake_repo(tmp_path / "repo")
+    circus.request("POST", "/api/v1/users", {"username": "bob", "role": "admin",
+                                             "password": "correct horse battery"})
+    hydra = FollowingClient(circus.url)
+    status, user, _ = hydra.call("POST", "/login", {"username": "bob",
+                                                    "password": "correct horse battery"})
+    assert (status, user["username"]) == (200, "bob")  # /current-user, after the 302
+    status, created, _ = hydra.call("PUT", "/project/follow", {"displayname": "Follow"})
+    assert (status, created["type"]) == (201, "project")
+    project = hydra.call("GET", "/project/follow")[1]
+    assert (project["name"], project["owner"]) == ("follow", "bob")
+    status, created, _ = hydra.call("PUT", "/jobset/follow/main", {
+        "type": 1, "flake": f"git+file://{repo}", "enabled": 1, "checkinterval": 0})
+    assert (status, created["type"]) == (201, "jobset")
+    status, body, _ = hydra.call("POST", "/api/push?jobsets=follow:main")
+    assert (status, body) == (200, {"jobsetsTriggered": ["follow:main"]})
+    evaluation = _wait_eval(hydra, "follow", "main", 0)
+    broken = _wait_builds(hydra, evaluation["id"], {"broken"})["broken"]
+    assert (broken["finished"], broken["buildstatus"]) == (1, 1)
+    status, again, _ = hydra.call("PUT", f"/build/{broken['id']}/restart")
+    assert (status, again["id"]) == (200, broken["id"])  # the build, after the 302
+
+
 def test_shield_and_latest_answer_hydra_clients(circus: Circus, tmp_path: Path) -> None:
     """`/shield` is a shields.io endpoint document and `/latest` goes to Hydra's build
     page (these paths are registered by badges.py, which must hand JSON clients over)."""
