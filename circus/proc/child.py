@@ -97,11 +97,14 @@ def describe(argv: Sequence[str]) -> str:
 async def run(argv: Sequence[str], *, name: str | None = None, limit: float | None = None,
               cwd: str | Path | None = None, env: Mapping[str, str] | None = None,
               stdout: bool = True, on_stderr_line: LineSink | None = None,
-              check: bool = False) -> Result:
+              on_stdout_line: LineSink | None = None,
+              on_start: Callable[[int], None] | None = None, check: bool = False) -> Result:
     """Run `argv` to completion with stdin closed, reading its output.
 
     `env` is the child's whole environment (None: ours, NIX_CONFIG included);
-    `on_stderr_line` receives stderr line by line as it arrives; `stdout=False` discards
+    `on_stderr_line` and `on_stdout_line` receive the output line by line as it arrives
+    (a streamed stdout is not returned); `on_start` the child's
+    pid once it runs (to watch its memory); `stdout=False` discards
     stdout; `check` raises ChildError on a non-zero exit. Past `limit` seconds the group
     is stopped and ChildTimeout raised; cancelling the awaiting task stops it as well.
     """
@@ -111,10 +114,12 @@ async def run(argv: Sequence[str], *, name: str | None = None, limit: float | No
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE if stdout else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=LINE_LIMIT)
+    if on_start is not None:
+        on_start(proc.pid)
     scope = asyncio.timeout(limit)
     try:
         async with scope:
-            out, err = await _read(proc, on_stderr_line)
+            out, err = await _read(proc, on_stderr_line, on_stdout_line)
             returncode = await proc.wait()
     except BaseException as exc:
         await stop(proc)
@@ -125,13 +130,20 @@ async def run(argv: Sequence[str], *, name: str | None = None, limit: float | No
     return result.check() if check else result
 
 
-async def _read(proc: asyncio.subprocess.Process, on_line: LineSink | None) -> tuple[bytes, str]:
+async def _read(proc: asyncio.subprocess.Process, on_line: LineSink | None,
+                on_stdout_line: LineSink | None) -> tuple[bytes, str]:
     assert proc.stderr is not None
     # gather, not a TaskGroup: a reader's error keeps its own type (no ExceptionGroup);
     # the other reader ends at EOF once the caller has stopped the child.
-    return await asyncio.gather(proc.stdout.read() if proc.stdout else _nothing(),
-                                _whole(proc.stderr) if on_line is None
+    out = (_nothing() if proc.stdout is None else proc.stdout.read() if on_stdout_line is None
+           else _streamed(proc.stdout, on_stdout_line))
+    return await asyncio.gather(out, _whole(proc.stderr) if on_line is None
                                 else _lines(proc.stderr, on_line))
+
+
+async def _streamed(stream: asyncio.StreamReader, on_line: LineSink) -> bytes:
+    await _lines(stream, on_line)
+    return b""
 
 
 async def _nothing() -> bytes:
