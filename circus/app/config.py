@@ -127,6 +127,10 @@ class EvaluatorConfig:
     git_timeout: int = attrs.field(default=600, validator=_positive)
     nix_timeout: int = attrs.field(default=1800, validator=_positive)
     max_concurrent_evals: int = attrs.field(default=4, validator=_positive)
+    # Not in the seed's table (issue 16): Nix processes per evaluation, each walking a
+    # share of the jobs, and the resident memory past which one is restarted.
+    workers: int = attrs.field(factory=lambda: os.cpu_count() or 1, validator=_positive)
+    max_memory_mb: int = attrs.field(default=4096, validator=_positive)
     work_dir: str = "/tmp/circus-evaluator"
     restrict_eval: bool = True
     allow_ifd: bool = False

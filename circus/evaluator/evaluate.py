@@ -15,8 +15,8 @@ import structlog
 
 from circus.app.config import EvaluatorConfig
 from circus.app.context import Context
-from circus.evaluator import evaljobs, git, nixeval
-from circus.evaluator.ingest import Counts, Evaluation, ingest, record_failure
+from circus.evaluator import evaljobs, git, nixeval, workers
+from circus.evaluator.ingest import Counts, Evaluation, Ingest, record_failure
 from circus.evaluator.inputs import (
     EvalInput,
     JobsetInput,
@@ -28,7 +28,6 @@ from circus.evaluator.inputs import (
 )
 from circus.evaluator.jobs import JobRecord
 from circus.evaluator.nixeval import EvalError, Target
-from circus.nix import drv
 from circus.services import sources
 from circus.store import evaluations as evaluation_rows
 from circus.store import ingest as ingest_rows
@@ -59,13 +58,15 @@ class Jobset:
 
 # New builds from one evaluation past which the planner's statistics are refreshed.
 ANALYZE_AFTER = 10_000
+# The most jobs written in one transaction.
+MAX_BATCH = 5000
 
 
 class EvaluationFailed(Exception):
     """The evaluation cannot go on; the message is what users see."""
 
 
-async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
+async def evaluate_jobset(ctx: Context, jobset: Jobset, limits: workers.Limits) -> None:
     reserved = await evaluation_rows.reserve_id(ctx.pool)
     ev = Evaluation(id=reserved["id"], jobset_id=jobset.id, project_id=jobset.project_id,
                     commit_hash="", inputs_hash="", flake_uri="",
@@ -83,7 +84,9 @@ async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
                 await jobset_rows.mark_checked(ctx.pool, jobset.id, ev.started_at)
                 bound.info("evaluation skipped: inputs unchanged", commit=ev.commit_hash)
                 return
-            counts = await _evaluate_and_ingest(ctx, ev, target)
+            ev = await _start(ctx, ev, bound)
+            bound.info("evaluating", commit=ev.commit_hash, workers=limits.workers)
+            counts = await _evaluate_and_ingest(ctx, ev, target, limits)
         except (git.GitError, EvalError, EvaluationFailed) as exc:
             async with ctx.pool.acquire() as conn:
                 await record_failure(conn, ev, str(exc))
@@ -94,27 +97,65 @@ async def evaluate_jobset(ctx: Context, jobset: Jobset) -> None:
                duration=round(time.monotonic() - started, 2))
 
 
-async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target) -> Counts:
-    records = await _evaluate(ctx.config.evaluator, target)
-    deps = await asyncio.to_thread(
-        drv.nearest_jobs, [r.drv_path for r in records if r.error is None])
+async def _start(ctx: Context, ev: Evaluation, bound: structlog.BoundLogger) -> Evaluation:
+    """The running row; or the one a stopped evaluator left with the same inputs."""
     async with ctx.pool.acquire() as conn:
-        counts = await ingest(conn, ev, records, deps)
-        if counts.nr_new_builds >= ANALYZE_AFTER:
+        started = await ingest_rows.start(conn, ev)
+    if started.id != ev.id:
+        bound.info("evaluation taken over from an evaluator that stopped",
+                   taken_over=started.id)
+    return started
+
+
+async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target,
+                               limits: workers.Limits) -> Counts:
+    """Jobs go into the database in batches while Nix still evaluates the rest."""
+    sink = Ingest(ctx.pool, ev)
+    queue: asyncio.Queue[JobRecord | None] = asyncio.Queue()
+    producer = asyncio.create_task(_evaluate(ctx.config.evaluator, target, limits, queue))
+    try:
+        while batch := await _next_batch(queue):
+            await sink.add(batch)
+        await producer
+    finally:
+        producer.cancel()
+        await asyncio.gather(producer, return_exceptions=True)
+    counts = await sink.finish(await nixeval.explain(target, sink.failed))
+    if counts.nr_new_builds >= ANALYZE_AFTER:
+        async with ctx.pool.acquire() as conn:
             await ingest_rows.analyze(conn)
     return counts
 
 
-async def _evaluate(cfg: EvaluatorConfig, target: Target) -> list[JobRecord]:
-    """Every job of the target, or EvaluationFailed when it takes longer than allowed."""
+async def _next_batch(queue: asyncio.Queue[JobRecord | None]) -> list[JobRecord]:
+    """What came since the last batch (at least one job, at most MAX_BATCH); empty once
+    the evaluation is over. Small while jobs trickle in, large while they pour."""
+    batch: list[JobRecord] = []
+    item = await queue.get()
+    while item is not None:
+        batch.append(item)
+        if len(batch) >= MAX_BATCH or queue.empty():
+            return batch
+        item = queue.get_nowait()
+    queue.put_nowait(None)  # the end, for the next call
+    return batch
+
+
+async def _evaluate(cfg: EvaluatorConfig, target: Target, limits: workers.Limits,
+                    queue: asyncio.Queue[JobRecord | None]) -> None:
+    """Every job of the target into `queue`, then None; EvaluationFailed when it takes
+    longer than allowed."""
     try:
         async with asyncio.timeout(cfg.nix_timeout):
             if evaljobs.available():
-                return await evaljobs.evaluate(target)
-            return await nixeval.evaluate(target)
+                await evaljobs.stream(target, limits, queue.put_nowait)
+            else:
+                await workers.stream(target, limits, queue.put_nowait)
     except TimeoutError:
         raise EvaluationFailed(f"evaluation timed out after {cfg.nix_timeout} s "
                                "(evaluator.nix_timeout); Nix was killed") from None
+    finally:
+        queue.put_nowait(None)
 
 
 async def _unchanged(pool: asyncpg.Pool, jobset: Jobset, ev: Evaluation) -> bool:

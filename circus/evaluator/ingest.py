@@ -1,19 +1,27 @@
-"""An evaluation's jobs made into the rows store/ingest writes in one transaction:
-aggregates settled, dependencies and constituents as the numbers of other rows."""
+"""An evaluation's jobs written while it runs: each batch becomes builds (claimable once
+its transaction commits) with the dependencies on the jobs known so far; aggregates and
+job errors wait for the end, when every job is known.
+
+A batch can reveal that a job of an earlier batch depends on one of its jobs (a closure
+walked before contains it). That earlier build may already be running, and then Nix
+builds the dependency as part of it; the dependency row is still added at the end, so a
+build that has not started waits as it should.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+import asyncio
+from collections.abc import Iterator
 
 import asyncpg
 import attrs
 
 from circus.evaluator.jobs import JobRecord
+from circus.nix.drv import Closures
 from circus.store import ingest as evaluation_rows
 from circus.store.ingest import Counts, Evaluation
 
-__all__ = ["Counts", "Evaluation", "ingest", "record_failure", "settle_aggregates"]
+__all__ = ["Counts", "Evaluation", "Ingest", "record_failure", "settle_aggregates"]
 
 
 def settle_aggregates(jobs: list[JobRecord]) -> list[JobRecord]:
@@ -37,32 +45,96 @@ def _settle(job: JobRecord, jobs_of: dict[str, list[str]]) -> JobRecord:
     return attrs.evolve(job, constituents=[n for c in job.constituents for n in jobs_of[c]])
 
 
-def _rows(good: list[JobRecord], deps: Mapping[str, Collection[str]]) -> Iterator[tuple[Any, ...]]:
-    """Staging rows; dependencies and constituents as the numbers of other rows."""
-    by_drv: dict[str, list[int]] = {}
-    by_name: dict[str, int] = {}
-    for n, job in enumerate(good):
-        by_drv.setdefault(job.drv_path, []).append(n)
-        by_name[job.attr] = n
-    for n, job in enumerate(good):
+def _rows(batch: list[JobRecord]) -> Iterator[tuple[object, ...]]:
+    for n, job in enumerate(batch):
         m = job.meta
-        needs = [i for d in deps.get(job.drv_path, ()) for i in by_drv.get(d, ())]
-        parts = [by_name[c] for c in job.constituents if c in by_name]
         yield (n, job.attr, job.drv_path, job.name, job.system, m.description, m.license,
-               m.homepage, m.maintainers, m.timeout, m.max_silent, job.is_aggregate, needs,
-               parts)
+               m.homepage, m.maintainers, m.timeout, m.max_silent, job.is_aggregate)
 
 
-async def ingest(conn: asyncpg.Connection, ev: Evaluation, jobs: list[JobRecord],
-                 deps: Mapping[str, Collection[str]]) -> Counts:
-    """Record a successful evaluation of `jobs`; `deps` maps a job's .drv to the job .drvs
-    in its closure."""
-    jobs = settle_aggregates(jobs)
-    good = [j for j in jobs if j.error is None]
-    failed = [j for j in jobs if j.error is not None]
-    return await evaluation_rows.write(conn, ev, _rows(good, deps),
-                                       any(j.is_aggregate for j in good),
-                                       [(j.attr, j.error or "") for j in failed])
+@attrs.define
+class Ingest:
+    """One running evaluation's jobs, as they come."""
+
+    pool: asyncpg.Pool
+    ev: Evaluation
+    closures: Closures = attrs.Factory(Closures)
+    # Every good job so far, and the builds they became.
+    jobs: list[JobRecord] = attrs.Factory(list)
+    build_of_job: dict[str, int] = attrs.Factory(dict)
+    builds_of_drv: dict[str, list[int]] = attrs.Factory(dict)
+    new: set[int] = attrs.Factory(set)
+    held: list[JobRecord] = attrs.Factory(list)  # aggregates, until every job is known
+    failed: list[JobRecord] = attrs.Factory(list)
+    # A batch held a job that an earlier batch's closure contained.
+    late: bool = False
+
+    async def add(self, records: list[JobRecord]) -> None:
+        """Write one batch: its builds and their dependencies, in one transaction."""
+        batch: list[JobRecord] = []
+        for record in records:
+            if record.error is not None:
+                self.failed.append(record)
+            elif record.is_aggregate:
+                self.held.append(record)
+            else:
+                batch.append(record)
+        if not batch:
+            return
+        self.late = self.late or any(self.closures.known(j.drv_path) for j in batch)
+        async with self.pool.acquire() as conn, conn.transaction():
+            self._record(batch, await evaluation_rows.insert_jobs(conn, self.ev, _rows(batch)))
+            pairs = await asyncio.to_thread(self._dependencies, batch)
+            await evaluation_rows.insert_dependencies(conn, pairs)
+            await evaluation_rows.announce_queued(conn, len(batch))
+
+    async def finish(self, failed: list[JobRecord]) -> Counts:
+        """The last batch: aggregates, late dependencies, `failed` as job errors."""
+        settled = settle_aggregates([*self.jobs, *self.held])[len(self.jobs):]
+        held = [a for a in settled if a.error is None]
+        failed = [*failed, *(a for a in settled if a.error is not None)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if held:
+                self._record(held, await evaluation_rows.insert_jobs(conn, self.ev,
+                                                                     _rows(held)))
+                await evaluation_rows.insert_dependencies(
+                    conn, self._constituents(held), constituents=True)
+            if self.late or held:
+                everything = self.jobs if self.late else held
+                pairs = await asyncio.to_thread(self._dependencies, everything)
+                await evaluation_rows.insert_dependencies(conn, pairs)
+            if held:
+                await evaluation_rows.announce_queued(conn, len(held))
+            return await evaluation_rows.finish(conn, self.ev,
+                                                [(j.attr, j.error or "") for j in failed])
+
+    def _record(self, batch: list[JobRecord], built: list[asyncpg.Record]) -> None:
+        for row in built:
+            job, build_id = batch[row["n"]], row["build_id"]
+            self.build_of_job[job.attr] = build_id
+            self.builds_of_drv.setdefault(job.drv_path, []).append(build_id)
+            if row["is_new"]:
+                self.new.add(build_id)
+        self.jobs.extend(batch)
+
+    def _dependencies(self, batch: list[JobRecord]) -> list[tuple[int, int]]:
+        """(build, dependency) for `batch`: the builds of the nearest jobs in its closures.
+        Two reused builds had theirs recorded by the evaluation that made them."""
+        nearest = self.closures.nearest((j.drv_path for j in batch), set(self.builds_of_drv))
+        pairs: set[tuple[int, int]] = set()
+        for job in batch:
+            build = self.build_of_job[job.attr]
+            for dep_drv in nearest[job.drv_path]:
+                for dep in self.builds_of_drv[dep_drv]:
+                    if dep != build and (build in self.new or dep in self.new):
+                        pairs.add((build, dep))
+        return sorted(pairs)
+
+    def _constituents(self, aggregates: list[JobRecord]) -> list[tuple[int, int]]:
+        return sorted({(self.build_of_job[a.attr], self.build_of_job[c])
+                       for a in aggregates for c in a.constituents
+                       if c in self.build_of_job and self.build_of_job[c]
+                       != self.build_of_job[a.attr]})
 
 
 async def record_failure(conn: asyncpg.Connection, ev: Evaluation, message: str) -> None:

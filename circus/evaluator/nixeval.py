@@ -1,22 +1,20 @@
 """Circus's own evaluator: `circus/nix/walk.nix` applied to the jobs with `nix eval`
-(flakes) or `nix-instantiate --eval` (legacy files), one process per walk.
+(flakes) or `nix-instantiate --eval` (legacy files); circus.evaluator.workers runs it.
 
 A `throw`/`assert` in a job is caught by the walker; that job is then evaluated alone,
-strictly, to keep Nix's message. An error tryEval cannot catch kills the whole walk: we
-then walk each branch separately, splitting down to the jobs, so the good ones still build.
+strictly, to keep Nix's message (`explain`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 
 import attrs
 import structlog
 
 from circus.app.paths import NIX_DIR
 from circus.domain.errors import CircusError
-from circus.evaluator.jobs import CAUGHT, JobRecord, from_walker
+from circus.evaluator.jobs import CAUGHT, JobRecord
 from circus.proc import child
 from circus.proc.nix import legacy, nix
 
@@ -53,10 +51,18 @@ def nix_string(text: str) -> str:
     return f'"{escaped}"'
 
 
+def nix_list(items: list[str]) -> str:
+    return f"[ {' '.join(nix_string(n) for n in items)} ]"
+
+
 def walker_argv(target: Target, only: list[str], *, strict: bool = False,
-                names: bool = False) -> list[str]:
-    opts = (f"{{ only = [ {' '.join(nix_string(n) for n in only)} ]; "
-            f"strict = {str(strict).lower()}; names = {str(names).lower()}; }}")
+                tag: str | None = None, shard: int = 0,
+                shards: int = 1, after: list[str] | None = None) -> list[str]:
+    """The walk of `target` (walk.nix says what each option does)."""
+    stream = (f"tag = {nix_string(tag)}; shard = {shard}; shards = {shards}; "
+              f"after = {'null' if after is None else nix_list(after)}; " if tag else "")
+    opts = (f"{{ only = {nix_list(only)}; strict = {str(strict).lower()}; "
+            f"{stream}}}")
     walker = f"({WALKER}) {opts}"
     if target.flake_url is not None:
         return nix("eval", "--json", f"{target.flake_url}#{target.attr}", "--apply", walker,
@@ -78,53 +84,17 @@ def nix_message(stderr: str) -> str:
     return text[:MAX_MESSAGE]
 
 
-async def evaluate(target: Target) -> list[JobRecord]:
-    """Every job of `target`; failing jobs come back with their error."""
-    limit = asyncio.Semaphore(PARALLEL)
-    done = await child.run(walker_argv(target, []))
-    if done.ok:
-        records = [from_walker(item) for item in json.loads(done.stdout)]
-    else:
-        message = nix_message(done.stderr)
-        log.info("the walk died; evaluating branch by branch", error=message.splitlines()[0])
-        records = await _split(target, [], message, limit)
-    return await _explain(target, records, limit)
-
-
-async def _split(target: Target, path: list[str], message: str,
-                 limit: asyncio.Semaphore) -> list[JobRecord]:
-    """Walk each child of `path` apart; a leaf that still fails keeps `message`."""
-    async with limit:
-        listed = await child.run(walker_argv(target, path, names=True))
-    children = json.loads(listed.stdout) if listed.ok else None
-    if children is None:
-        if not path:
-            raise EvalError(message)
-        return [JobRecord(attr=".".join(path), error=message, attr_path=path)]
-    groups = await asyncio.gather(*(_subtree(target, [*path, c], limit) for c in children))
-    return [record for group in groups for record in group]
-
-
-async def _subtree(target: Target, path: list[str],
-                   limit: asyncio.Semaphore) -> list[JobRecord]:
-    async with limit:
-        done = await child.run(walker_argv(target, path))
-    if done.ok:
-        return [from_walker(item) for item in json.loads(done.stdout)]
-    return await _split(target, path, nix_message(done.stderr), limit)
-
-
-async def _explain(target: Target, records: list[JobRecord],
-                   limit: asyncio.Semaphore) -> list[JobRecord]:
+async def explain(target: Target, records: list[JobRecord]) -> list[JobRecord]:
     """Replace the walker's placeholder with Nix's message, for the first few."""
+    limit = asyncio.Semaphore(PARALLEL)
     caught = [i for i, r in enumerate(records) if r.error == CAUGHT][:MAX_EXPLAINED]
 
-    async def explain(index: int) -> None:
+    async def one(index: int) -> None:
         record = records[index]
         async with limit:
             done = await child.run(walker_argv(target, record.attr_path, strict=True))
         if not done.ok:
             records[index] = attrs.evolve(record, error=nix_message(done.stderr))
 
-    await asyncio.gather(*(explain(i) for i in caught))
+    await asyncio.gather(*(one(i) for i in caught))
     return records

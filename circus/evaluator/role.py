@@ -17,9 +17,10 @@ import asyncpg
 import attrs
 import structlog
 
+from circus.app.config import EvaluatorConfig
 from circus.app.context import Context
 from circus.db.bus import EVAL_REQUESTED, Subscription
-from circus.evaluator import evaljobs
+from circus.evaluator import evaljobs, workers
 from circus.evaluator.evaluate import Jobset, evaluate_jobset
 from circus.store import jobsets as jobset_rows
 
@@ -32,10 +33,12 @@ RETRY_SECONDS = 5.0
 
 async def run(ctx: Context) -> None:
     cfg = ctx.config.evaluator
+    limits, concurrent = _limits(cfg)
     log.info("evaluator started", poll_interval=cfg.poll_interval,
-             max_concurrent_evals=cfg.max_concurrent_evals, work_dir=cfg.work_dir,
+             max_concurrent_evals=concurrent, workers=limits.workers,
+             max_memory_mb=limits.max_memory_mb, work_dir=cfg.work_dir,
              evaluator="nix-eval-jobs" if evaljobs.available() else "walk.nix")
-    loop = _Loop(slots=asyncio.Semaphore(cfg.max_concurrent_evals))
+    loop = _Loop(slots=asyncio.Semaphore(concurrent), limits=limits)
     with ctx.bus.subscribe(EVAL_REQUESTED) as sub:
         try:
             while not ctx.stopping.is_set():
@@ -48,9 +51,23 @@ async def run(ctx: Context) -> None:
     log.info("evaluator stopped")
 
 
+def _limits(cfg: EvaluatorConfig) -> tuple[workers.Limits, int]:
+    total = workers.machine_memory_mb()
+    limits, concurrent = workers.plan(cfg.workers, cfg.max_memory_mb,
+                                      cfg.max_concurrent_evals, total)
+    if (limits.workers, concurrent) != (cfg.workers, cfg.max_concurrent_evals):
+        log.warning("evaluator lowered to fit the machine's memory: max_concurrent_evals "
+                    "x workers x max_memory_mb must stay within it",
+                    memory_mb=int(total), max_memory_mb=cfg.max_memory_mb,
+                    workers=f"{cfg.workers} -> {limits.workers}",
+                    max_concurrent_evals=f"{cfg.max_concurrent_evals} -> {concurrent}")
+    return limits, concurrent
+
+
 @attrs.define
 class _Loop:
     slots: asyncio.Semaphore
+    limits: workers.Limits
     running: dict[int, asyncio.Task[None]] = attrs.Factory(dict)
     # Set when an evaluation ends: a trigger that came meanwhile is due now.
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
@@ -70,7 +87,7 @@ async def _schedule(ctx: Context, loop: _Loop) -> float:
         rows = await jobset_rows.due(ctx.pool, list(loop.running))
         for row in rows:
             jobset = Jobset(**dict(row))
-            task = asyncio.create_task(_in_slot(ctx, loop.slots, jobset),
+            task = asyncio.create_task(_in_slot(ctx, loop, jobset),
                                        name=f"evaluate {jobset.label}")
             loop.running[jobset.id] = task
             task.add_done_callback(functools.partial(loop.finished, jobset.id))
@@ -84,14 +101,14 @@ async def _schedule(ctx: Context, loop: _Loop) -> float:
     return poll if due_in is None else max(0.05, min(poll, due_in))
 
 
-async def _in_slot(ctx: Context, slots: asyncio.Semaphore, jobset: Jobset) -> None:
-    async with slots:
+async def _in_slot(ctx: Context, loop: _Loop, jobset: Jobset) -> None:
+    async with loop.slots:
         if ctx.stopping.is_set():
             return
         try:
             async with _exclusive(ctx, jobset) as ours:
                 if ours:
-                    await evaluate_jobset(ctx, jobset)
+                    await evaluate_jobset(ctx, jobset, loop.limits)
                 else:
                     log.info("jobset is being evaluated by another process; skipped",
                              jobset=jobset.label)
@@ -134,8 +151,8 @@ async def _wait(ctx: Context, sub: Subscription, wake: asyncio.Event, seconds: f
 
 
 async def _abandon(running: dict[int, asyncio.Task[None]]) -> None:
-    """Stop evaluations in progress; their Nix processes are killed and nothing of them
-    was written, so the next start redoes them."""
+    """Stop evaluations in progress; their Nix processes are killed, and the next start
+    takes each over where its row is still running (circus.store.ingest.start)."""
     tasks = list(running.values())
     for task in tasks:
         task.cancel()

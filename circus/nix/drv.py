@@ -31,27 +31,50 @@ def nearest_jobs(job_drvs: Iterable[str]) -> dict[str, frozenset[str]]:
     whole closure's ordering with far fewer rows: a nixpkgs job has hundreds of jobs in
     its closure but a handful nearest."""
     jobs = set(job_drvs)
-    below: dict[str, frozenset[str]] = {}
-    for root in jobs:
-        _fill(root, jobs, below)
-    return {d: below[d] for d in jobs}
+    return Closures().nearest(jobs, jobs)
 
 
-def _fill(root: str, jobs: set[str], below: dict[str, frozenset[str]]) -> None:
-    """Post-order walk without recursion: closures of nixpkgs are deeper than the stack."""
-    if root in below:
-        return
-    stack: list[tuple[str, list[str] | None]] = [(root, None)]
-    while stack:
-        drv, inputs = stack.pop()
-        if drv in below:
-            continue
-        if inputs is None:
-            inputs = input_drvs(drv)
-            stack.append((drv, inputs))
-            stack.extend((i, None) for i in inputs if i not in below)
-            continue
-        below[drv] = _union(inputs, jobs, below)
+class Closures:
+    """The derivation graph read so far, each `.drv` file once: an evaluation whose jobs
+    arrive in batches asks for the nearest jobs of each batch against the jobs known."""
+
+    def __init__(self) -> None:
+        self._inputs: dict[str, list[str]] = {}
+
+    def known(self, drv_path: str) -> bool:
+        """Whether `drv_path` was met in a closure walked before."""
+        return drv_path in self._inputs
+
+    def inputs(self, drv_path: str) -> list[str]:
+        found = self._inputs.get(drv_path)
+        if found is None:
+            found = self._inputs[drv_path] = input_drvs(drv_path)
+        return found
+
+    def nearest(self, roots: Iterable[str], jobs: set[str]) -> dict[str, frozenset[str]]:
+        """`nearest_jobs` of `roots`, where `jobs` are the job derivations."""
+        below: dict[str, frozenset[str]] = {}
+        roots = list(roots)
+        for root in roots:
+            self._fill(root, jobs, below)
+        return {d: below[d] for d in roots}
+
+    def _fill(self, root: str, jobs: set[str], below: dict[str, frozenset[str]]) -> None:
+        """Post-order walk without recursion: closures of nixpkgs are deeper than the
+        stack."""
+        if root in below:
+            return
+        stack: list[tuple[str, list[str] | None]] = [(root, None)]
+        while stack:
+            drv, inputs = stack.pop()
+            if drv in below:
+                continue
+            if inputs is None:
+                inputs = self.inputs(drv)
+                stack.append((drv, inputs))
+                stack.extend((i, None) for i in inputs if i not in below)
+                continue
+            below[drv] = _union(inputs, jobs, below)
 
 
 def _union(inputs: list[str], jobs: set[str], below: dict[str, frozenset[str]]) -> frozenset[str]:

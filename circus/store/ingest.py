@@ -1,6 +1,7 @@
-"""Writing an evaluation: everything in ONE transaction, jobs in bulk (COPY into a staging
-table, then INSERT … SELECT), notifications sent inside it so nobody wakes for a
-rolled-back evaluation. The evaluator prepares the rows (circus.evaluator.ingest)."""
+"""Writing an evaluation while it runs: its row first (running), then each batch of jobs
+in bulk (COPY into a staging table, then INSERT … SELECT) in its own transaction, and
+last its errors and counts. Notifications are sent inside the transactions, so nobody
+wakes for a rolled-back batch. The evaluator prepares the rows (circus.evaluator.ingest)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from circus.db.queries import Q
 
 STAGING_COLUMNS = (
     "n", "job", "drv_path", "nix_name", "system", "description", "license", "homepage",
-    "maintainers", "timeout", "max_silent", "is_aggregate", "deps", "constituents",
+    "maintainers", "timeout", "max_silent", "is_aggregate",
 )
 
 
@@ -57,29 +58,56 @@ class Counts:
     nr_job_errors: int
 
 
-async def write(conn: asyncpg.Connection, ev: Evaluation, rows: Iterable[tuple[Any, ...]],
-                has_aggregates: bool, failed: Sequence[tuple[str, str]]) -> Counts:
-    """A successful evaluation: its staging `rows` (STAGING_COLUMNS) become builds, and
-    `failed` (job, error) its job errors."""
+async def start(conn: asyncpg.Connection, ev: Evaluation) -> Evaluation:
+    """The evaluation's row, running. The caller holds the jobset's evaluation lock, so a
+    running evaluation of the jobset is a dead evaluator's: with the same inputs it is
+    taken over (its id and start kept; what it queued is reused), else it is failed."""
     async with conn.transaction():
-        await conn.execute(Q.ingest_tune)
-        await conn.execute(Q.ingest_create_staging)
+        await conn.execute(Q.ingest_fail_abandoned, ev.jobset_id, ev.inputs_hash)
+        row = await conn.fetchrow(Q.ingest_abandoned_with_inputs, ev.jobset_id,
+                                  ev.inputs_hash)
+        if row is not None:
+            return attrs.evolve(ev, id=row["id"], started_at=row["started_at"])
         await conn.execute(Q.ingest_insert_evaluation, ev.id, ev.jobset_id, ev.commit_hash,
                            ev.inputs_hash, ev.flake_uri, ev.started_at)
-        await conn.copy_records_to_table("evaluator_jobs", columns=STAGING_COLUMNS,
-                                         records=rows)
-        await conn.execute(Q.ingest_insert_builds, ev.jobset_id, ev.project_id)
-        await conn.execute(Q.ingest_link_builds, ev.id)
-        await conn.execute(Q.ingest_insert_dependencies)
-        if has_aggregates:
-            await conn.execute(Q.ingest_insert_constituents)
-        await conn.execute(Q.ingest_insert_job_errors, ev.id, [job for job, _ in failed],
-                           [error for _, error in failed])
         await _insert_inputs(conn, ev)
-        row = await conn.fetchrow(Q.ingest_finish_evaluation, ev.id, len(failed))
-        await conn.execute(Q.ingest_jobset_succeeded, ev.jobset_id, ev.started_at)
-        await conn.execute(Q.ingest_notify, BUILDS_QUEUED, str(row["nr_new_builds"]))
         await conn.execute(Q.ingest_notify, EVAL_CHANGED, str(ev.id))
+    return ev
+
+
+async def insert_jobs(conn: asyncpg.Connection, ev: Evaluation,
+                      rows: Iterable[tuple[Any, ...]]) -> list[asyncpg.Record]:
+    """One batch's staging `rows` (STAGING_COLUMNS) as builds of the evaluation: (n,
+    build_id, is_new) for each. Run in the batch's transaction."""
+    await conn.execute(Q.ingest_tune)
+    await conn.execute(Q.ingest_create_staging)
+    await conn.copy_records_to_table("evaluator_jobs", columns=STAGING_COLUMNS, records=rows)
+    await conn.execute(Q.ingest_insert_builds, ev.jobset_id, ev.project_id)
+    await conn.execute(Q.ingest_link_builds, ev.id)
+    return list(await conn.fetch(Q.ingest_batch_builds))
+
+
+async def insert_dependencies(conn: asyncpg.Connection, pairs: Sequence[tuple[int, int]],
+                              *, constituents: bool = False) -> None:
+    """(build, dependency) pairs; with `constituents`, (aggregate, constituent) ones."""
+    if pairs:
+        query = Q.ingest_insert_constituents if constituents else Q.ingest_insert_dependencies
+        await conn.execute(query, [b for b, _ in pairs], [d for _, d in pairs])
+
+
+async def announce_queued(conn: asyncpg.Connection, count: int) -> None:
+    """Wake the runners when the batch commits (a notification waits for the commit)."""
+    await conn.execute(Q.ingest_notify, BUILDS_QUEUED, str(count))
+
+
+async def finish(conn: asyncpg.Connection, ev: Evaluation,
+                 failed: Sequence[tuple[str, str]]) -> Counts:
+    """The evaluation succeeded: `failed` (job, error) as its job errors, its counts."""
+    await conn.execute(Q.ingest_insert_job_errors, ev.id, [job for job, _ in failed],
+                       [error for _, error in failed])
+    row = await conn.fetchrow(Q.ingest_finish_evaluation, ev.id, len(failed))
+    await conn.execute(Q.ingest_jobset_succeeded, ev.jobset_id, ev.started_at)
+    await conn.execute(Q.ingest_notify, EVAL_CHANGED, str(ev.id))
     return Counts(**dict(row))
 
 

@@ -8,6 +8,7 @@ import asyncpg
 
 from circus.app.context import Context
 from circus.db.queries import Q
+from circus.evaluator import workers
 from circus.evaluator.evaluate import Jobset, evaluate_jobset
 
 
@@ -33,6 +34,8 @@ async def evaluate_now(ctx: Context, jobset_id: int) -> asyncpg.Record | None:
     await ctx.pool.execute("UPDATE jobsets SET trigger_time = now() WHERE id = $1", jobset_id)
     rows = [r for r in await ctx.pool.fetch(Q.jobsets_due, []) if r["id"] == jobset_id]
     assert rows, "a triggered jobset is due"
-    await evaluate_jobset(ctx, Jobset(**dict(rows[0])))
+    cfg = ctx.config.evaluator
+    await evaluate_jobset(ctx, Jobset(**dict(rows[0])),
+                          workers.Limits(cfg.workers, cfg.max_memory_mb))
     return await ctx.pool.fetchrow(
         "SELECT * FROM evaluations WHERE jobset_id = $1 ORDER BY id DESC LIMIT 1", jobset_id)

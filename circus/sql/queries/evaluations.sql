@@ -112,9 +112,11 @@ SELECT evaluation_id, build_id FROM evaluation_builds
 SELECT build_id FROM evaluation_builds WHERE evaluation_id = $1 ORDER BY build_id;
 
 -- name: evaluation_reserve_id
--- The evaluation's id is taken at the start (for the logs) and its row written only by
--- the ingest, so an abandoned evaluation leaves nothing behind.
+-- The evaluation's id is taken at the start (for the logs); its row is written once the
+-- inputs are fetched and it is known to be needed.
 SELECT nextval(pg_get_serial_sequence('evaluations', 'id')) AS id, now() AS taken_at;
 
 -- name: evaluation_latest_of_jobset
-SELECT inputs_hash, status FROM evaluations WHERE jobset_id = $1 ORDER BY id DESC LIMIT 1;
+-- The newest ended one: a running one is being redone or taken over (ingest_start).
+SELECT inputs_hash, status FROM evaluations
+ WHERE jobset_id = $1 AND status <> 'running' ORDER BY id DESC LIMIT 1;

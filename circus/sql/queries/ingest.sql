@@ -1,9 +1,9 @@
--- The bulk ingest of an evaluation.
--- The ingest runs in one transaction: staging tables (dropped at commit) filled by COPY,
--- then set-based INSERT … SELECT into the real tables.
+-- The ingest of an evaluation, batch by batch while it evaluates.
+-- Each batch is one transaction: staging tables (dropped at commit) filled by COPY, then
+-- set-based INSERT … SELECT into the real tables; its builds are claimable once it commits.
 
 -- name: ingest_create_staging
--- Jobs are numbered (n) so the joins below are on integers, not on store paths.
+-- One batch of jobs, numbered (n) so the joins below are on integers, not store paths.
 CREATE TEMP TABLE evaluator_jobs (
     n              integer NOT NULL,
     job            text NOT NULL,
@@ -16,9 +16,7 @@ CREATE TEMP TABLE evaluator_jobs (
     maintainers    text NOT NULL,
     timeout        integer,
     max_silent     integer,
-    is_aggregate   boolean NOT NULL,
-    deps           integer[] NOT NULL,
-    constituents   integer[] NOT NULL
+    is_aggregate   boolean NOT NULL
 ) ON COMMIT DROP;
 CREATE TEMP TABLE evaluator_job_builds (
     n              integer NOT NULL,
@@ -26,10 +24,24 @@ CREATE TEMP TABLE evaluator_job_builds (
     is_new         boolean NOT NULL
 ) ON COMMIT DROP;
 
+-- name: ingest_fail_abandoned
+-- Run while holding the jobset's evaluation lock: a running evaluation of it is one
+-- whose evaluator died. One with other inputs than $2 is over; one with the same inputs
+-- is taken over (ingest_abandoned_with_inputs).
+UPDATE evaluations
+   SET status = 'failed', finished_at = now(),
+       error_message = 'the evaluator stopped before this evaluation finished'
+ WHERE jobset_id = $1 AND status = 'running' AND inputs_hash <> $2;
+
+-- name: ingest_abandoned_with_inputs
+SELECT id, started_at FROM evaluations
+ WHERE jobset_id = $1 AND status = 'running' AND inputs_hash = $2
+ ORDER BY id DESC LIMIT 1;
+
 -- name: ingest_insert_evaluation
 INSERT INTO evaluations (id, jobset_id, status, commit_hash, inputs_hash, flake_uri,
                          started_at)
-VALUES ($1, $2, 'succeeded', $3, $4, $5, $6);
+VALUES ($1, $2, 'running', $3, $4, $5, $6);
 
 -- name: ingest_insert_builds
 -- New derivations become queued builds; an unchanged one keeps its build (DO NOTHING).
@@ -53,45 +65,36 @@ SELECT e.n, b.id, false
   JOIN builds b ON b.jobset_id = $1 AND b.job = e.job AND b.drv_path = e.drv_path;
 
 -- name: ingest_tune
--- Room for the hash joins of a 100 000-job ingest, for this transaction only; and no
+-- Room for the hash joins of a large batch, for this transaction only; and no
 -- database.statement_timeout, which bounds requests, not a nixpkgs-sized ingest.
 SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = 0;
 
 -- name: ingest_link_builds
--- No ON CONFLICT here nor in the dependencies: the evaluation is new and a pair with a
--- new build cannot exist yet, so the cheaper plain insert is safe.
+-- DO NOTHING: an evaluation taken over from a dead evaluator has some links already.
 INSERT INTO evaluation_builds (evaluation_id, build_id, is_new)
-SELECT $1, build_id, is_new FROM evaluator_job_builds ORDER BY build_id;
+SELECT $1, build_id, is_new FROM evaluator_job_builds ORDER BY build_id
+ON CONFLICT DO NOTHING;
+
+-- name: ingest_batch_builds
+SELECT n, build_id, is_new FROM evaluator_job_builds;
 
 -- name: ingest_insert_dependencies
--- A job's build waits for the builds of the jobs nearest in its closure. When both builds
--- are reused, the earlier evaluation that made them recorded this already.
+-- Pairs (build, the build it waits for), in key order so the index stays in cache.
 INSERT INTO build_dependencies (build_id, dependency_id)
-SELECT jb.build_id, db.build_id
-  FROM evaluator_jobs e
-  JOIN evaluator_job_builds jb ON jb.n = e.n
- CROSS JOIN LATERAL unnest(e.deps) AS d(n)
-  JOIN evaluator_job_builds db ON db.n = d.n
- WHERE db.build_id <> jb.build_id
-   AND (jb.is_new OR db.is_new)
- ORDER BY 1, 2;  -- in key order, the index and foreign-key lookups stay in cache
+SELECT b, d FROM unnest($1::bigint[], $2::bigint[]) AS p(b, d) ORDER BY 1, 2
+ON CONFLICT DO NOTHING;
 
 -- name: ingest_insert_constituents
 -- An aggregate's constituents; the aggregate also waits for them.
 WITH pairs AS (
-    SELECT DISTINCT jb.build_id AS aggregate_id, cb.build_id AS constituent_id
-      FROM evaluator_jobs e
-      JOIN evaluator_job_builds jb ON jb.n = e.n
-     CROSS JOIN LATERAL unnest(e.constituents) AS c(n)
-      JOIN evaluator_job_builds cb ON cb.n = c.n
-     WHERE e.is_aggregate AND cb.build_id <> jb.build_id
+    SELECT DISTINCT a, c FROM unnest($1::bigint[], $2::bigint[]) AS p(a, c)
 ), members AS (
     INSERT INTO aggregate_constituents (aggregate_id, constituent_id)
-    SELECT aggregate_id, constituent_id FROM pairs
+    SELECT a, c FROM pairs
     ON CONFLICT DO NOTHING
 )
 INSERT INTO build_dependencies (build_id, dependency_id)
-SELECT aggregate_id, constituent_id FROM pairs
+SELECT a, c FROM pairs
 ON CONFLICT DO NOTHING;
 
 -- name: ingest_insert_job_errors
@@ -107,14 +110,16 @@ SELECT $1, name, type, uri, revision, value
 ON CONFLICT DO NOTHING;
 
 -- name: ingest_finish_evaluation
+-- The counts from the evaluation's links: every batch, and a dead evaluator's too.
 UPDATE evaluations
-   SET nr_builds = counts.nr_builds,
+   SET status = 'succeeded',
+       nr_builds = counts.nr_builds,
        nr_new_builds = counts.nr_new_builds,
        nr_jobs = counts.nr_builds + $2,
        nr_job_errors = $2,
        finished_at = now()
   FROM (SELECT count(*) AS nr_builds, count(*) FILTER (WHERE is_new) AS nr_new_builds
-          FROM evaluator_job_builds) AS counts
+          FROM evaluation_builds WHERE evaluation_id = $1) AS counts
  WHERE id = $1
 RETURNING evaluations.nr_jobs, evaluations.nr_builds, evaluations.nr_new_builds,
           evaluations.nr_job_errors;
@@ -130,9 +135,13 @@ UPDATE jobsets
  WHERE id = $1;
 
 -- name: ingest_insert_failed_evaluation
+-- Failed before it began (a fetch), or halfway: the builds it queued stay valid.
 INSERT INTO evaluations (id, jobset_id, status, commit_hash, inputs_hash, flake_uri,
                          error_message, started_at, finished_at)
-VALUES ($1, $2, 'failed', $3, $4, $5, $6, $7, now());
+VALUES ($1, $2, 'failed', $3, $4, $5, $6, $7, now())
+ON CONFLICT (id) DO UPDATE
+   SET status = 'failed', error_message = excluded.error_message,
+       finished_at = excluded.finished_at;
 
 -- name: ingest_jobset_failed
 UPDATE jobsets
