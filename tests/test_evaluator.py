@@ -14,11 +14,12 @@ from structlog.testing import capture_logs
 
 from circus.app.context import Context
 from circus.db.bus import EVAL_CHANGED, Bus
-from circus.evaluator import jobs, role
+from circus.evaluator import evaljobs, jobs, role, workers
+from circus.evaluator.nixeval import Target
 from circus.nix import drv
 from tests.helpers.evaluator import create_jobset, evaluate_now
 from tests.helpers.repos import commit_files, git
-from tests.helpers.suite import host_system
+from tests.helpers.suite import ROOT, host_system
 
 FLAKE = r'''
 {
@@ -117,10 +118,12 @@ def on_disk(path: str) -> bool:
     return Path(path).exists()
 
 
+# Three workers share the jobs out: every job exactly once, the same rows as one worker.
+@pytest.mark.parametrize("workers", [1, 3])
 async def test_flake_jobset_becomes_builds_with_deps_aggregates_and_errors(
-        make_repo: Callable, make_ctx: Callable) -> None:
+        make_repo: Callable, make_ctx: Callable, workers: int) -> None:
     repo = make_repo({"flake.nix": flake_text()})
-    ctx = make_ctx()
+    ctx = make_ctx({"workers": workers})
     jobset_id = await create_jobset(ctx.pool, repo)
     evaluation = await evaluate_now(ctx, jobset_id)
 
@@ -362,6 +365,29 @@ def test_nix_eval_jobs_lines_become_the_same_records() -> None:
     assert (record.attr, record.name, record.meta.license, record.meta.maintainers,
             record.meta.timeout, record.is_aggregate, record.constituents) == (
         "pkgs.hello", "hello-1.0", "MIT, gpl3", "a@b.c", 60, True, ["other"])
+
+
+async def test_nix_eval_jobs_output_streams_in_as_records() -> None:
+    """nix-eval-jobs cannot run on Nix 2.8: its recorded output stands in for it."""
+    target = Target(flake_url="git+file:///repo?rev=0", options=("--option", "a", "b"))
+    argv = evaljobs.argv(target, workers.Limits(workers=3, max_memory_mb=2048))
+    assert argv[:5] == ["nix-eval-jobs", "--workers", "3", "--max-memory-size", "2048"]
+    assert argv[-2:] == ["--flake", "git+file:///repo?rev=0#hydraJobs"]
+    records: list[jobs.JobRecord] = []
+    sample = ROOT / "tests" / "data" / "nix-eval-jobs-sample.jsonl"
+    await evaljobs.stream(target, workers.Limits(), records.append,
+                          program=["cat", str(sample)])
+    by_attr = {r.attr: r for r in records}
+    assert list(by_attr) == ["hello.x86_64-linux", "broken.x86_64-linux",
+                             "multi.x86_64-linux", "release"]
+    hello = by_attr["hello.x86_64-linux"]
+    assert (hello.name, hello.meta.license, hello.meta.maintainers, hello.error) == (
+        "hello-2.12.1", "GPL-3.0-or-later", "alice@example.invalid", None)
+    assert "marked as broken" in (by_attr["broken.x86_64-linux"].error or "")
+    assert set(by_attr["multi.x86_64-linux"].outputs) == {"dev", "out"}
+    release = by_attr["release"]
+    assert release.is_aggregate and release.constituents == [hello.drv_path,
+                                                             "multi.x86_64-linux"]
 
 
 async def test_two_evaluator_processes_evaluate_a_jobset_once(make_repo: Callable,
