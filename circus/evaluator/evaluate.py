@@ -58,8 +58,11 @@ class Jobset:
 
 # New builds from one evaluation past which the planner's statistics are refreshed.
 ANALYZE_AFTER = 10_000
-# The most jobs written in one transaction.
+# The most jobs written in one transaction, and the least time between two: the first
+# batch goes at once, later ones gather what came meanwhile (fewer, larger transactions
+# leave more of the CPU to Nix).
 MAX_BATCH = 5000
+BATCH_INTERVAL = 0.2
 
 
 class EvaluationFailed(Exception):
@@ -116,6 +119,7 @@ async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target,
     try:
         while batch := await _next_batch(queue):
             await sink.add(batch)
+            await asyncio.sleep(BATCH_INTERVAL)
         await producer
     finally:
         producer.cancel()

@@ -120,7 +120,8 @@ class Ingest:
     def _dependencies(self, batch: list[JobRecord]) -> list[tuple[int, int]]:
         """(build, dependency) for `batch`: the builds of the nearest jobs in its closures.
         Two reused builds had theirs recorded by the evaluation that made them."""
-        nearest = self.closures.nearest((j.drv_path for j in batch), set(self.builds_of_drv))
+        # The dict itself as the job set: a copy per batch costs O(jobs) each time.
+        nearest = self.closures.nearest((j.drv_path for j in batch), self.builds_of_drv)
         pairs: set[tuple[int, int]] = set()
         for job in batch:
             build = self.build_of_job[job.attr]

@@ -8,7 +8,7 @@ walked once and shared by every job that contains it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 
 # An inputDrvs entry: ("/nix/store/…drv",["out"]). Inside an escaped env string the quote
@@ -51,7 +51,8 @@ class Closures:
             found = self._inputs[drv_path] = input_drvs(drv_path)
         return found
 
-    def nearest(self, roots: Iterable[str], jobs: set[str]) -> dict[str, frozenset[str]]:
+    def nearest(self, roots: Iterable[str],
+                jobs: Container[str]) -> dict[str, frozenset[str]]:
         """`nearest_jobs` of `roots`, where `jobs` are the job derivations."""
         below: dict[str, frozenset[str]] = {}
         roots = list(roots)
@@ -59,7 +60,8 @@ class Closures:
             self._fill(root, jobs, below)
         return {d: below[d] for d in roots}
 
-    def _fill(self, root: str, jobs: set[str], below: dict[str, frozenset[str]]) -> None:
+    def _fill(self, root: str, jobs: Container[str],
+              below: dict[str, frozenset[str]]) -> None:
         """Post-order walk without recursion: closures of nixpkgs are deeper than the
         stack."""
         if root in below:
@@ -77,7 +79,8 @@ class Closures:
             below[drv] = _union(inputs, jobs, below)
 
 
-def _union(inputs: list[str], jobs: set[str], below: dict[str, frozenset[str]]) -> frozenset[str]:
+def _union(inputs: list[str], jobs: Container[str],
+           below: dict[str, frozenset[str]]) -> frozenset[str]:
     """The nearest jobs through `inputs`: a job input stops the walk there."""
     direct = [i for i in inputs if i in jobs]
     sets = [below[i] for i in inputs if i not in jobs]
