@@ -294,6 +294,22 @@ async def test_nix_timeout_kills_the_evaluation(make_repo: Callable,
     assert "timed out" in evaluation["error_message"]
 
 
+async def test_an_evaluation_that_fails_halfway_keeps_what_it_queued(
+        make_repo: Callable, make_ctx: Callable) -> None:
+    busy = ("builtins.foldl' (a: i: a + builtins.foldl' (b: j: b + j) 0 "
+            "(builtins.genList (x: x) 10000)) 0 (builtins.genList (x: x) 1000000)")
+    flake = ('{ outputs = { self }: { hydraJobs = { a = builtins.derivation { name = "a"; '
+             f'system = "{SYSTEM}"; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }}; '
+             f'z = {busy}; }}; }}; }}')
+    repo = make_repo({"flake.nix": flake})
+    ctx = make_ctx({"nix_timeout": 3, "workers": 1})
+    evaluation = await evaluate_now(ctx, await create_jobset(ctx.pool, repo))
+    assert evaluation["status"] == "failed" and evaluation["finished_at"] is not None
+    assert "timed out" in evaluation["error_message"]
+    builds = await builds_by_job(ctx.pool, evaluation["id"])
+    assert list(builds) == ["a"] and builds["a"]["state"] == "queued"
+
+
 async def until(predicate: Callable[[], bool], seconds: float = 30) -> None:
     for _ in range(int(seconds / 0.05)):
         if predicate():
