@@ -92,7 +92,8 @@ class Ingest:
         """The last batch: aggregates, late dependencies, `failed` as job errors."""
         settled = settle_aggregates([*self.jobs, *self.held])[len(self.jobs):]
         held = [a for a in settled if a.error is None]
-        failed = [*failed, *(a for a in settled if a.error is not None)]
+        # Workers above the level they split at all walk it: one error can come twice.
+        failed = list({j.attr: j for j in [*failed, *(a for a in settled if a.error)]}.values())
         async with self.pool.acquire() as conn, conn.transaction():
             if held:
                 self._record(held, await evaluation_rows.insert_jobs(conn, self.ev,
