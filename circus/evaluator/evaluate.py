@@ -89,7 +89,8 @@ async def evaluate_jobset(ctx: Context, jobset: Jobset, limits: workers.Limits) 
                 return
             ev = await _start(ctx, ev, bound)
             bound.info("evaluating", commit=ev.commit_hash, workers=limits.workers)
-            counts = await _evaluate_and_ingest(ctx, ev, target, limits)
+            counts = await _evaluate_and_ingest(ctx, ev, target, limits,
+                                                taken_over=ev.id != reserved["id"])
         except (git.GitError, EvalError, EvaluationFailed) as exc:
             async with ctx.pool.acquire() as conn:
                 await record_failure(conn, ev, str(exc))
@@ -111,9 +112,9 @@ async def _start(ctx: Context, ev: Evaluation, bound: structlog.BoundLogger) -> 
 
 
 async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target,
-                               limits: workers.Limits) -> Counts:
+                               limits: workers.Limits, *, taken_over: bool) -> Counts:
     """Jobs go into the database in batches while Nix still evaluates the rest."""
-    sink = Ingest(ctx.pool, ev)
+    sink = Ingest(ctx.pool, ev, taken_over=taken_over)
     queue: asyncio.Queue[JobRecord | None] = asyncio.Queue()
     producer = asyncio.create_task(_evaluate(ctx.config.evaluator, target, limits, queue))
     try:

@@ -68,6 +68,8 @@ class Ingest:
     failed: list[JobRecord] = attrs.Factory(list)
     # A batch held a job that an earlier batch's closure contained.
     late: bool = False
+    # Taken over from a dead evaluator, whose batches may have written some pairs.
+    taken_over: bool = False
 
     async def add(self, records: list[JobRecord]) -> None:
         """Write one batch: its builds and their dependencies, in one transaction."""
@@ -83,9 +85,10 @@ class Ingest:
             return
         self.late = self.late or any(self.closures.known(j.drv_path) for j in batch)
         async with self.pool.acquire() as conn, conn.transaction():
-            self._record(batch, await evaluation_rows.insert_jobs(conn, self.ev, _rows(batch)))
+            self._record(batch, await evaluation_rows.insert_jobs(
+                conn, self.ev, _rows(batch), taken_over=self.taken_over))
             pairs = await asyncio.to_thread(self._dependencies, batch)
-            await evaluation_rows.insert_dependencies(conn, pairs)
+            await evaluation_rows.insert_dependencies(conn, pairs, fresh=not self.taken_over)
             await evaluation_rows.announce_queued(conn, len(batch))
 
     async def finish(self, failed: list[JobRecord]) -> Counts:
@@ -96,8 +99,8 @@ class Ingest:
         failed = list({j.attr: j for j in [*failed, *(a for a in settled if a.error)]}.values())
         async with self.pool.acquire() as conn, conn.transaction():
             if held:
-                self._record(held, await evaluation_rows.insert_jobs(conn, self.ev,
-                                                                     _rows(held)))
+                self._record(held, await evaluation_rows.insert_jobs(
+                    conn, self.ev, _rows(held), taken_over=self.taken_over))
                 await evaluation_rows.insert_dependencies(
                     conn, self._constituents(held), constituents=True)
             if self.late or held:

@@ -74,7 +74,9 @@ class Closures:
             if inputs is None:
                 inputs = self.inputs(drv)
                 stack.append((drv, inputs))
-                stack.extend((i, None) for i in inputs if i not in below)
+                # A job input ends the walk there: the union needs only what is below
+                # the others (re-walking earlier jobs would make each batch cost them all).
+                stack.extend((i, None) for i in inputs if i not in below and i not in jobs)
                 continue
             below[drv] = _union(inputs, jobs, below)
 

@@ -76,23 +76,32 @@ async def start(conn: asyncpg.Connection, ev: Evaluation) -> Evaluation:
 
 
 async def insert_jobs(conn: asyncpg.Connection, ev: Evaluation,
-                      rows: Iterable[tuple[Any, ...]]) -> list[asyncpg.Record]:
+                      rows: Iterable[tuple[Any, ...]], *,
+                      taken_over: bool = False) -> list[asyncpg.Record]:
     """One batch's staging `rows` (STAGING_COLUMNS) as builds of the evaluation: (n,
     build_id, is_new) for each. Run in the batch's transaction."""
     await conn.execute(Q.ingest_tune)
     await conn.execute(Q.ingest_create_staging)
     await conn.copy_records_to_table("evaluator_jobs", columns=STAGING_COLUMNS, records=rows)
     await conn.execute(Q.ingest_insert_builds, ev.jobset_id, ev.project_id)
-    await conn.execute(Q.ingest_link_builds, ev.id)
+    await conn.execute(Q.ingest_link_builds_taken_over if taken_over
+                       else Q.ingest_link_builds, ev.id)
     return list(await conn.fetch(Q.ingest_batch_builds))
 
 
 async def insert_dependencies(conn: asyncpg.Connection, pairs: Sequence[tuple[int, int]],
-                              *, constituents: bool = False) -> None:
-    """(build, dependency) pairs; with `constituents`, (aggregate, constituent) ones."""
-    if pairs:
-        query = Q.ingest_insert_constituents if constituents else Q.ingest_insert_dependencies
-        await conn.execute(query, [b for b, _ in pairs], [d for _, d in pairs])
+                              *, fresh: bool = False, constituents: bool = False) -> None:
+    """(build, dependency) pairs; with `constituents`, (aggregate, constituent) ones.
+    `fresh` pairs cannot exist yet (each has a build new in this batch, or a build new
+    in this evaluation whose pairs only this batch writes): COPY, without a conflict check."""
+    if not pairs:
+        return
+    if fresh and not constituents:
+        await conn.copy_records_to_table("build_dependencies",
+                                         columns=("build_id", "dependency_id"), records=pairs)
+        return
+    query = Q.ingest_insert_constituents if constituents else Q.ingest_insert_dependencies
+    await conn.execute(query, [b for b, _ in pairs], [d for _, d in pairs])
 
 
 async def announce_queued(conn: asyncpg.Connection, count: int) -> None:

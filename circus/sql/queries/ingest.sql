@@ -70,7 +70,12 @@ SELECT e.n, b.id, false
 SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = 0;
 
 -- name: ingest_link_builds
--- DO NOTHING: an evaluation taken over from a dead evaluator has some links already.
+-- No ON CONFLICT: a job is in one batch only, so its link cannot exist yet.
+INSERT INTO evaluation_builds (evaluation_id, build_id, is_new)
+SELECT $1, build_id, is_new FROM evaluator_job_builds ORDER BY build_id;
+
+-- name: ingest_link_builds_taken_over
+-- An evaluation taken over from a dead evaluator has some links already.
 INSERT INTO evaluation_builds (evaluation_id, build_id, is_new)
 SELECT $1, build_id, is_new FROM evaluator_job_builds ORDER BY build_id
 ON CONFLICT DO NOTHING;
