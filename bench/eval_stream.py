@@ -329,15 +329,7 @@ class Circus:
             data = log.read()
         end = data.rfind(b"\n") + 1
         self._log_offset += end
-        lines: list[dict[str, Any]] = []
-        for raw in data[:end].splitlines():
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(line, dict):
-                lines.append(line)
-        return lines
+        return _json_lines(data[:end])
 
     def log_tail(self, count: int = 30) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -464,8 +456,13 @@ def run_circus(tmp: Path, server: embedded.EmbeddedPostgres, env: dict[str, str]
 
 
 def _all_lines(path: Path) -> list[dict[str, Any]]:
-    lines = []
-    for raw in path.read_bytes().splitlines():
+    return _json_lines(path.read_bytes())
+
+
+def _json_lines(data: bytes) -> list[dict[str, Any]]:
+    """The JSON objects among `data`'s lines (others are skipped)."""
+    lines: list[dict[str, Any]] = []
+    for raw in data.splitlines():
         try:
             line = json.loads(raw)
         except ValueError:

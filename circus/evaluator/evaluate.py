@@ -120,7 +120,8 @@ async def _evaluate_and_ingest(ctx: Context, ev: Evaluation, target: Target,
     try:
         while batch := await _next_batch(queue):
             await sink.add(batch)
-            await asyncio.sleep(BATCH_INTERVAL)
+            if not producer.done():  # over: the rest is in the queue already
+                await asyncio.sleep(BATCH_INTERVAL)
         await producer
     finally:
         producer.cancel()

@@ -101,8 +101,7 @@ class Ingest:
             if held:
                 self._record(held, await evaluation_rows.insert_jobs(
                     conn, self.ev, _rows(held), taken_over=self.taken_over))
-                await evaluation_rows.insert_dependencies(
-                    conn, self._constituents(held), constituents=True)
+                await evaluation_rows.insert_constituents(conn, self._constituents(held))
             if self.late or held:
                 everything = self.jobs if self.late else held
                 pairs = await asyncio.to_thread(self._dependencies, everything)

@@ -90,18 +90,26 @@ async def insert_jobs(conn: asyncpg.Connection, ev: Evaluation,
 
 
 async def insert_dependencies(conn: asyncpg.Connection, pairs: Sequence[tuple[int, int]],
-                              *, fresh: bool = False, constituents: bool = False) -> None:
-    """(build, dependency) pairs; with `constituents`, (aggregate, constituent) ones.
-    `fresh` pairs cannot exist yet (each has a build new in this batch, or a build new
-    in this evaluation whose pairs only this batch writes): COPY, without a conflict check."""
+                              *, fresh: bool = False) -> None:
+    """(build, dependency) pairs. `fresh` pairs cannot exist yet (each has a build new in
+    this batch, or one new in this evaluation whose pairs only this batch writes): COPY,
+    without a conflict check."""
     if not pairs:
         return
-    if fresh and not constituents:
+    if fresh:
         await conn.copy_records_to_table("build_dependencies",
                                          columns=("build_id", "dependency_id"), records=pairs)
         return
-    query = Q.ingest_insert_constituents if constituents else Q.ingest_insert_dependencies
-    await conn.execute(query, [b for b, _ in pairs], [d for _, d in pairs])
+    await conn.execute(Q.ingest_insert_dependencies, [b for b, _ in pairs],
+                       [d for _, d in pairs])
+
+
+async def insert_constituents(conn: asyncpg.Connection,
+                              pairs: Sequence[tuple[int, int]]) -> None:
+    """(aggregate, constituent) pairs; the aggregate also waits for each."""
+    if pairs:
+        await conn.execute(Q.ingest_insert_constituents, [a for a, _ in pairs],
+                           [c for _, c in pairs])
 
 
 async def announce_queued(conn: asyncpg.Connection, count: int) -> None:
