@@ -118,6 +118,9 @@ class ServerConfig:
     # may be built from the request's Host header; off by default, since any client
     # chooses that header (issue 10). Behind a proxy, set cache.cache_url instead.
     trust_host_header: bool = False
+    # Not in the seed's table (issue 13): the server's address as users reach it, for the
+    # links in commit statuses and notifications; default http://host:port.
+    public_url: str | None = None
     ldap: LdapConfig = attrs.Factory(LdapConfig)
 
 
@@ -233,6 +236,23 @@ class SlackConfig:
     on_failure_only: bool = False
 
 
+CommitStatus = Literal["evaluation", "job"]
+
+
+@attrs.define
+class WebhooksConfig:
+    """Not in the seed's table (issue 13): webhooks from forges."""
+
+    # The Fernet key that encrypts webhook secrets and per-project notification tokens
+    # in the database; created (mode 0600) under state_dir when missing.
+    secret_key_file: str | None = None
+    # Deliveries accepted per project and minute (a token bucket), and the largest body.
+    rate_limit_per_minute: int = attrs.field(default=120, validator=_positive)
+    max_body_size: int = attrs.field(default=5 * 1024 * 1024, validator=_positive)
+    # How long a closed pull request's jobset is kept.
+    pull_request_retention_days: int = attrs.field(default=7, validator=_non_negative)
+
+
 @attrs.define
 class NotificationsConfig:
     webhook_url: str | None = None
@@ -247,6 +267,13 @@ class NotificationsConfig:
     retry_poll_interval: int = attrs.field(default=5, validator=_positive)
     email: EmailConfig = attrs.Factory(EmailConfig)
     slack: SlackConfig = attrs.Factory(SlackConfig)
+    # Not in the seed's table (issue 13): GitHub's API root (GitHub Enterprise: its
+    # /api/v3), one commit status per evaluation or one per job, whether deliveries may
+    # go to loopback and private addresses, and each request's time limit in seconds.
+    github_api_url: str = "https://api.github.com"
+    commit_status: CommitStatus = "evaluation"
+    allow_private_targets: bool = False
+    http_timeout: int = attrs.field(default=10, validator=_positive)
 
 
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
@@ -371,6 +398,7 @@ class Config:
     signing: SigningConfig = attrs.Factory(SigningConfig)
     cache_upload: CacheUploadConfig = attrs.Factory(CacheUploadConfig)
     notifications: NotificationsConfig = attrs.Factory(NotificationsConfig)
+    webhooks: WebhooksConfig = attrs.Factory(WebhooksConfig)
     tracing: TracingConfig = attrs.Factory(TracingConfig)
     oauth: OAuthConfig = attrs.Factory(OAuthConfig)
     declarative: DeclarativeConfig = attrs.Factory(DeclarativeConfig)

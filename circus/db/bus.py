@@ -25,6 +25,7 @@ from circus.domain.bus import BUILDS_QUEUED as BUILDS_QUEUED
 from circus.domain.bus import CHANNELS as CHANNELS
 from circus.domain.bus import EVAL_CHANGED as EVAL_CHANGED
 from circus.domain.bus import EVAL_REQUESTED as EVAL_REQUESTED
+from circus.domain.bus import NOTIFICATIONS as NOTIFICATIONS
 from circus.domain.bus import RECONNECTED as RECONNECTED
 from circus.domain.bus import SERVER_CLOSING as SERVER_CLOSING
 

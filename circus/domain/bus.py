@@ -10,7 +10,10 @@ EVAL_CHANGED = "circus_eval_changed"  # payload: evaluation id
 BUILDS_QUEUED = "circus_builds_queued"  # payload: number of builds or ''
 BUILD_CHANGED = "circus_build_changed"  # payload: build id
 BUILD_LOG = "circus_build_log"  # payload: build id
-CHANNELS = (EVAL_REQUESTED, EVAL_CHANGED, BUILDS_QUEUED, BUILD_CHANGED, BUILD_LOG)
+# payload: ''; sent by the triggers of migration 0010 and by new notification tasks
+NOTIFICATIONS = "circus_notifications"
+CHANNELS = (EVAL_REQUESTED, EVAL_CHANGED, BUILDS_QUEUED, BUILD_CHANGED, BUILD_LOG,
+            NOTIFICATIONS)
 
 # Not PostgreSQL channels: signals put into a subscriber's queue in this process.
 # After a reconnect: "you may have missed something".

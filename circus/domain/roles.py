@@ -37,6 +37,10 @@ OPERATIONS: dict[str, str] = {
     "create-jobset": CREATE_JOBSET,
     "update-jobset": ADMIN,
     "delete-jobset": ADMIN,
+    # A webhook's secret lets its holder trigger evaluations; notification settings hold
+    # forge tokens.
+    "manage-webhooks": ADMIN,
+    "manage-notifications": ADMIN,
 }
 
 

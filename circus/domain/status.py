@@ -55,6 +55,8 @@ UNFINISHED: tuple[str, ...] = (BuildState.QUEUED.value, BuildState.RUNNING.value
 
 # An evaluation's `status` (the evaluations table checks the same list).
 EVALUATION_STATUSES = ("running", "succeeded", "failed", "cancelled")
+# A notification delivery's `status` (notification_tasks checks the same list).
+NOTIFICATION_STATUSES = ("pending", "sending", "done", "failed")
 
 _ALIASES = {"success": BuildStatus.SUCCEEDED, "successful": BuildStatus.SUCCEEDED,
             "timeout": BuildStatus.TIMED_OUT, "canceled": BuildStatus.CANCELLED}

@@ -24,6 +24,9 @@ from circus.proc import child
 from circus.proc import git as git_proc
 from circus.services import sources
 
+# Where a fetched full ref (a pull request's head) is kept in the clone, as a branch.
+PULL_REF_PREFIX = "circus/ref/"
+
 
 class GitError(CircusError):
     """A git command failed; the message is git's own."""
@@ -61,7 +64,8 @@ async def default_branch(url: str, policy: sources.Policy, limit: float) -> str:
 
 async def fetch(url: str, branch: str | None, clone: Path, policy: sources.Policy,
                 limit: float, field: str = "repository_url") -> Revision:
-    """Bring `clone` up to date with `url` and return the tip of `branch`."""
+    """Bring `clone` up to date with `url` and return the tip of `branch`: a branch name,
+    or a full ref such as a pull request's `refs/pull/12/head`."""
     try:
         sources.check_git_url(url, policy, field)
         await sources.check_resolved(url, policy, field)
@@ -70,9 +74,14 @@ async def fetch(url: str, branch: str | None, clone: Path, policy: sources.Polic
     if await asyncio.to_thread(_needs_init, clone):
         await _git(policy, "init", "--quiet", "--bare", str(clone), limit=limit)
     branch = branch or await default_branch(url, policy, limit)
+    refspecs = ["+refs/heads/*:refs/heads/*"]
+    if branch.startswith("refs/"):  # a pull request's head: kept as a local branch
+        local = PULL_REF_PREFIX + branch.removeprefix("refs/")
+        refspecs.append(f"+{branch}:refs/heads/{local}")
+        branch = local
     # "--": a URL starting with a dash is a repository, never an option.
     await _git(policy, "-C", str(clone), "fetch", "--quiet", "--prune", "--force", "--", url,
-               "+refs/heads/*:refs/heads/*", limit=limit)
+               *refspecs, limit=limit)
     try:
         commit = await _git(policy, "-C", str(clone), "rev-parse", "--verify", "--quiet",
                             f"refs/heads/{branch}^{{commit}}", limit=limit)

@@ -28,6 +28,7 @@ from circus.app.context import Context
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
 from circus.domain.errors import TaskFailed
 from circus.nix.gcroots import GcRoots
+from circus.notify import retry_queue as notification_queue
 from circus.runner import expiry, lease, worker
 from circus.runner.builders import Builder, NixBuilder
 from circus.runner.finisher import Finisher
@@ -52,8 +53,11 @@ async def run(ctx: Context) -> None:
     publisher = Publisher.from_config(ctx.config, ctx.pool)
     builder = NixBuilder(ctx.config.queue_runner, gcroots, publisher,
                          max_log_size=ctx.config.logs.max_size)
-    # The runner holds the roots, so it sweeps them too: see runner/expiry.py.
-    await serve(ctx, builder, expiry.side_tasks(ctx, gcroots))
+    # The runner holds the roots, so it sweeps them too: see runner/expiry.py. Any
+    # runner sends notifications as well, so a runner-only host drains the queue too.
+    side = {**expiry.side_tasks(ctx, gcroots),
+            "runner-notifications": lambda: notification_queue.run(ctx)}
+    await serve(ctx, builder, side)
 
 
 async def serve(ctx: Context, builder: Builder, extra: Mapping[str, SideTask] | None = None,

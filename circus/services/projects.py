@@ -37,10 +37,13 @@ class Project:
     display_name: str = ""
     homepage: str = ""
     enabled: bool = True
+    # Build pull requests (services/forge), and those from forks too.
+    pull_requests: bool = False
+    fork_pull_requests: bool = False
 
     def row(self) -> project_store.Fields:
         return (self.name, self.repository_url, self.description, self.display_name,
-                self.homepage, self.enabled)
+                self.homepage, self.enabled, self.pull_requests, self.fork_pull_requests)
 
 
 @attrs.frozen

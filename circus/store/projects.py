@@ -13,7 +13,7 @@ from circus.db.queries import Q
 Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 # What a caller sets: (name, repository_url, description, display_name, homepage, enabled).
-Fields: TypeAlias = tuple[str, str, str, str, str, bool]
+Fields: TypeAlias = tuple[str, str, str, str, str, bool, bool, bool]
 
 
 async def page(conn: Conn, limit: int, offset: int) -> list[asyncpg.Record]:

@@ -212,13 +212,16 @@ def test_the_schema_checks_the_same_values() -> None:
     checks: dict[str, list[str]] = {}
     buildstatus_range = None
     for _, code in _sql():
-        for column, values in re.findall(r"CHECK\s*\(\s*(state|status)\s+IN\s*\(([^)]*)\)",
-                                         code, re.IGNORECASE):
-            checks[column.lower()] = re.findall(r"'([^']*)'", values)
+        for table, column, values in re.findall(
+                r"(?:CREATE TABLE (\w+)[^;]*?)?CHECK\s*\(\s*(state|status)\s+IN\s*\(([^)]*)\)",
+                code, re.IGNORECASE):
+            key = "notification" if table == "notification_tasks" else column.lower()
+            checks[key] = re.findall(r"'([^']*)'", values)
         found = re.findall(r"buildstatus\s+BETWEEN\s+(\d+)\s+AND\s+(\d+)", code, re.IGNORECASE)
         buildstatus_range = found[-1] if found else buildstatus_range
     assert tuple(checks["state"]) == status.STATES
     assert tuple(checks["status"]) == status.EVALUATION_STATUSES
+    assert tuple(checks["notification"]) == status.NOTIFICATION_STATUSES
     assert buildstatus_range == ("0", str(status.MAX_CODE))
 
 

@@ -32,9 +32,10 @@ from circus.services.sources import Policy, SourceRefused
 from circus.store import projects as project_store
 
 PROJECT = obj(id=INT, name=STR, display_name=STR, description=STR, repository_url=STR,
-              homepage=STR, enabled=BOOL, declarative=BOOL, created_at=TIME, updated_at=TIME)
+              homepage=STR, enabled=BOOL, declarative=BOOL, pull_requests=BOOL,
+              fork_pull_requests=BOOL, created_at=TIME, updated_at=TIME)
 _PROJECT_FIELDS = dict(name=NAME, repository_url=STR, description=STR, display_name=STR,
-                       homepage=STR, enabled=BOOL)
+                       homepage=STR, enabled=BOOL, pull_requests=BOOL, fork_pull_requests=BOOL)
 PROJECT_BODY = obj(required=("name", "repository_url"), **_PROJECT_FIELDS)
 PROJECT_UPDATE = obj(required=(), **_PROJECT_FIELDS)
 
@@ -66,6 +67,10 @@ class ProjectSpec(projects.Project):
             display_name=params.text(body, "display_name", old.get("display_name", "")),
             homepage=params.text(body, "homepage", old.get("homepage", "")),
             enabled=params.boolean(body, "enabled", old.get("enabled", True)),
+            pull_requests=params.boolean(body, "pull_requests",
+                                         old.get("pull_requests", False)),
+            fork_pull_requests=params.boolean(body, "fork_pull_requests",
+                                              old.get("fork_pull_requests", False)),
         )
 
 

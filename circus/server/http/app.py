@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from circus.app.context import Context
-from circus.server import dashboard
+from circus.server import dashboard, webhooks
 from circus.server.api import logs
 from circus.server.http import limits, safety
 from circus.server.http.keys import ANCHORS, CLOSING, CONTEXT, STREAMS
@@ -36,4 +36,5 @@ async def init_app(ctx: Context) -> web.Application:
     safety.setup(app)
     setup_routes(app)
     dashboard.setup(app)  # the templates its pages render
+    webhooks.setup(app)  # the per-project rate limits
     return app

@@ -100,6 +100,14 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+async def sized_body(request: web.Request, limit: int, setting: str) -> bytes:
+    """The raw body (a signature covers its bytes); 413 past `limit` bytes, naming the
+    `setting` that sets it."""
+    if (request.content_length or 0) > limit or len(await request.read()) > limit:
+        raise ApiError(413, f"body: larger than {setting} ({limit} bytes)")
+    return await request.read()
+
+
 # RFC 9110 media-type: type "/" subtype *( OWS ";" OWS [ name "=" value ] ).
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM_VALUE = rf'(?:{_TOKEN}|"(?:[^"\\]|\\.)*")'

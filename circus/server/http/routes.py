@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from circus.server import dashboard
+from circus.server import dashboard, webhooks
 from circus.server.accounts import apikeys, ldap, oauth, users
 from circus.server.accounts import login as accounts
 from circus.server.api import (
@@ -23,12 +23,14 @@ from circus.server.api import (
     logs,
     metrics,
     news,
+    notifications,
     products,
     projects,
     prometheus,
     search,
     setup,
 )
+from circus.server.api import webhooks as project_webhooks
 from circus.server.cache import binary as cache
 from circus.server.cache import channels
 from circus.server.http import negotiation, openapi
@@ -37,12 +39,13 @@ from circus.server.hydra import badges
 from circus.server.hydra import routes as hydra
 
 API = (health, projects, jobsets, evaluations, builds, logs, setup, compare, products,
-       search, metrics, prometheus, admin, news, openapi)
+       search, metrics, prometheus, admin, news, project_webhooks, notifications, openapi)
 ACCOUNTS = (accounts, users, apikeys, oauth, ldap)
 CACHE = (cache, channels)
 HYDRA = (badges, hydra)
 DASHBOARD = (dashboard,)
-RESOURCES = (*API, *ACCOUNTS, *CACHE, *HYDRA, *DASHBOARD)
+WEBHOOKS = (webhooks,)
+RESOURCES = (*API, *ACCOUNTS, *CACHE, *HYDRA, *DASHBOARD, *WEBHOOKS)
 
 
 _PAGE = dashboard.SHARED_PAGES

@@ -20,13 +20,13 @@ from aiohttp import web
 from circus.domain.errors import Conflict, Forbidden, NotFound
 from circus.server.accounts import auth
 from circus.server.http import params, safety
-from circus.server.http.errors import ApiError
+from circus.server.http.errors import ApiError, refusals
 from circus.server.http.keys import CONTEXT
 from circus.server.hydra import shapes
 from circus.server.hydra.body import INPUT_NAME_RE, NAME_RE, bad, flag, number, q, read, text
 from circus.server.hydra.dispatch import principal, require
 from circus.services import evaluations as evaluation_requests
-from circus.services import projects, sources
+from circus.services import forge, forge_events, projects, sources
 from circus.store import evaluations
 from circus.store import jobsets as jobset_store
 from circus.store import projects as project_store
@@ -95,7 +95,10 @@ async def put_project(request: web.Request) -> web.Response:
         display_name=text(body, "displayname", before.display_name if before else new_name),
         description=text(body, "description", before.description if before else ""),
         homepage=text(body, "homepage", before.homepage if before else ""),
-        enabled=flag(body, "enabled", before.enabled if before else True))
+        enabled=flag(body, "enabled", before.enabled if before else True),
+        # Hydra has no pull request settings: what /api/v1 set stays.
+        pull_requests=before.pull_requests if before else False,
+        fork_pull_requests=before.fork_pull_requests if before else False)
     policy = sources.Policy.of(ctx.config)
     with _answered("project", new_name):
         if exists and before:
@@ -339,4 +342,37 @@ async def api_push(request: web.Request) -> web.Response:
     # force=1 asks Hydra to evaluate even unchanged inputs; the Circus evaluator already
     # does for a triggered jobset whose last evaluation failed, and skips otherwise.
     log.info("hydra push", jobsets=triggered, force=request.query.get("force"))
+    return web.json_response({"jobsetsTriggered": triggered})
+
+
+async def push_github(request: web.Request) -> web.Response:
+    return await _push_forge(request, "github")
+
+
+async def push_gitea(request: web.Request) -> web.Response:
+    return await _push_forge(request, "gitea")
+
+
+async def _push_forge(request: web.Request, kind: str) -> web.Response:
+    """Hydra's push-github/push-gitea: GitHub's or Gitea's push event, signed with the
+    secret of a project's webhook (Hydra checks none; Circus will not let an unsigned
+    request start evaluations)."""
+    ctx = request.app[CONTEXT]
+    body = await params.sized_body(request, ctx.config.webhooks.max_body_size,
+                                   "webhooks.max_body_size")
+    payload = await params.json_body(request)
+    with refusals():
+        event = forge_events.event_name(kind, request.headers) \
+            if forge_events.EVENT_HEADERS[kind] in request.headers else "push"
+        change = forge_events.change_of(kind, event, payload)
+        if not isinstance(change, forge.Push):
+            return web.json_response({"jobsetsTriggered": []})
+        try:
+            triggered = await forge.receive_for_repository(
+                ctx.pool, ctx.config, kind, forge_events.repository_urls(payload), body,
+                request.headers, forge_events.delivery_id(kind, request.headers, body),
+                event, change)
+        except forge.BadSignature as exc:
+            raise ApiError(401, str(exc)) from None
+    log.info("hydra push", forge=kind, jobsets=triggered)
     return web.json_response({"jobsetsTriggered": triggered})

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from circus.server.accounts import auth
 from circus.server.api import search
-from circus.server.http.openapi import ANY, STR, doc, obj, query
+from circus.server.http.openapi import ANY, STR, arr, doc, obj, query
 from circus.server.hydra import builds as hydra_builds
 from circus.server.hydra import login as hydra_login
 from circus.server.hydra import projects as hydra_projects
@@ -79,6 +79,14 @@ def add_routes(router: web.UrlDispatcher) -> None:
                              "X-CSRF-Token header, an API key, or POST.")
     for method in ("GET", "POST", "PUT"):
         router.add_route(method, "/api/push", push)
+    pushes: tuple[tuple[str, Handler], ...] = (("GitHub", p.push_github), ("Gitea", p.push_gitea))
+    for kind, push_view in pushes:
+        router.add_post(f"/api/push-{kind.lower()}", _json(
+            f"Hydra: {kind}'s push event triggers the jobsets of the projects on its "
+            "repository", push_view, response=obj(jobsetsTriggered=arr(STR)),
+            body={"type": "object"},
+            description=f"Signed as {kind} signs webhooks, with the secret of the "
+                        f"project's {kind.lower()} webhook (/api/v1/projects/{{id}}/webhooks)"))
 
     router.add_get("/evals", _json("Hydra: the evaluations that brought new builds, 20 a "
                                    "page (`page`)", p.all_evals))

@@ -39,9 +39,10 @@ SELECT id, started_at FROM evaluations
  ORDER BY id DESC LIMIT 1;
 
 -- name: ingest_insert_evaluation
+-- With the webhook delivery that asked for it, if one did.
 INSERT INTO evaluations (id, jobset_id, status, commit_hash, inputs_hash, flake_uri,
-                         started_at)
-VALUES ($1, $2, 'running', $3, $4, $5, $6);
+                         started_at, webhook_delivery_id)
+SELECT $1, $2, 'running', $3, $4, $5, $6, j.trigger_delivery FROM jobsets j WHERE j.id = $2;
 
 -- name: ingest_insert_builds
 -- New derivations become queued builds; an unchanged one keeps its build (DO NOTHING).
@@ -136,14 +137,17 @@ UPDATE jobsets
        error_time = NULL,
        last_checked_at = now(),
        trigger_time = CASE WHEN trigger_time <= $2 THEN NULL ELSE trigger_time END,
+       trigger_delivery = CASE WHEN trigger_time <= $2 THEN NULL
+                               ELSE trigger_delivery END,
        enabled = CASE WHEN enabled = 2 THEN 0 ELSE enabled END
  WHERE id = $1;
 
 -- name: ingest_insert_failed_evaluation
 -- Failed before it began (a fetch), or halfway: the builds it queued stay valid.
 INSERT INTO evaluations (id, jobset_id, status, commit_hash, inputs_hash, flake_uri,
-                         error_message, started_at, finished_at)
-VALUES ($1, $2, 'failed', $3, $4, $5, $6, $7, now())
+                         error_message, started_at, finished_at, webhook_delivery_id)
+SELECT $1, $2, 'failed', $3, $4, $5, $6, $7, now(), j.trigger_delivery
+  FROM jobsets j WHERE j.id = $2
 ON CONFLICT (id) DO UPDATE
    SET status = 'failed', error_message = excluded.error_message,
        finished_at = excluded.finished_at;
@@ -153,7 +157,9 @@ UPDATE jobsets
    SET error_message = $2,
        error_time = now(),
        last_checked_at = now(),
-       trigger_time = CASE WHEN trigger_time <= $3 THEN NULL ELSE trigger_time END
+       trigger_time = CASE WHEN trigger_time <= $3 THEN NULL ELSE trigger_time END,
+       trigger_delivery = CASE WHEN trigger_time <= $3 THEN NULL
+                               ELSE trigger_delivery END
  WHERE id = $1;
 
 -- name: ingest_notify

@@ -164,7 +164,8 @@ SELECT EXTRACT(EPOCH FROM min(j.last_checked_at + make_interval(secs => j.check_
 -- Inputs unchanged: nothing to evaluate. A trigger that came after we started stays.
 UPDATE jobsets
    SET last_checked_at = now(),
-       trigger_time = CASE WHEN trigger_time <= $2 THEN NULL ELSE trigger_time END
+       trigger_time = CASE WHEN trigger_time <= $2 THEN NULL ELSE trigger_time END,
+       trigger_delivery = CASE WHEN trigger_time <= $2 THEN NULL ELSE trigger_delivery END
  WHERE id = $1;
 
 -- name: jobset_try_lock

@@ -31,14 +31,15 @@ SELECT p.*, ARRAY(SELECT j.name FROM jobsets j WHERE j.project_id = p.id ORDER B
 -- name: project_insert
 -- repository_url '' is a Hydra project's until its first jobset names one.
 INSERT INTO projects (name, repository_url, description, display_name, homepage, enabled,
-                      owner)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+                      pull_requests, fork_pull_requests, owner)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *;
 
 -- name: project_update
 UPDATE projects
    SET name = $2, repository_url = $3, description = $4, display_name = $5,
-       homepage = $6, enabled = $7, updated_at = now()
+       homepage = $6, enabled = $7, pull_requests = $8, fork_pull_requests = $9,
+       updated_at = now()
  WHERE id = $1
 RETURNING *;
 
