@@ -22,7 +22,8 @@ def database_url(config: Config) -> str:
     return embedded.use(embedded.for_state_dir(config.state_dir))
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSON and jsonb as Python values (every pooled connection; the tests' too)."""
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads,
                                   schema="pg_catalog")
@@ -56,7 +57,7 @@ async def create_pool(url: str, config: Config, maintenance: bool = False) -> as
                 max_size=db.max_connections,
                 max_inactive_connection_lifetime=db.idle_timeout,
                 timeout=db.connect_timeout,
-                init=_init_connection,
+                init=init_connection,
                 reset=_keep_session,
                 server_settings=server_settings(config, maintenance),
             )

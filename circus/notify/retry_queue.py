@@ -22,7 +22,7 @@ from circus.app.context import Context
 from circus.db.bus import NOTIFICATIONS, Subscription
 from circus.domain.errors import CircusError
 from circus.notify import events, targets
-from circus.notify.client import Client, DeliveryFailed
+from circus.notify.client import MAX_REDIRECTS, Client, DeliveryFailed
 from circus.services import forge
 from circus.services import notifications as project_notifications
 from circus.store import notifications as rows
@@ -41,7 +41,7 @@ def retry_in(cfg: NotificationsConfig, attempts: int) -> float:
 
 def lease_seconds(cfg: NotificationsConfig) -> float:
     """Longer than a delivery may take: every redirect's request, and some."""
-    return float(cfg.http_timeout * 5 + 30)
+    return float(cfg.http_timeout * (MAX_REDIRECTS + 1) + 5)
 
 
 async def run(ctx: Context) -> None:

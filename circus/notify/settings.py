@@ -126,7 +126,8 @@ def _check_values(settings: dict[str, Any]) -> None:
     if settings.get("forge") not in (None, *FORGES):
         raise ValueError(f"forge: expected one of {', '.join(FORGES)}")
     repository = settings.get("repository")
-    if repository is not None and not _REPOSITORY.match(repository):
+    if repository is not None and (not _REPOSITORY.match(repository) or any(
+            part in (".", "..") for part in repository.split("/"))):
         raise ValueError("repository: expected 'owner/name' (GitLab: 'group/sub/name')")
     addresses = settings.get("email_to_addresses") or []
     if not all(isinstance(a, str) and "@" in a for a in addresses):

@@ -151,7 +151,7 @@ async def receive(pool: asyncpg.Pool, project_id: int, forge: str, delivery: str
         else:
             jobsets = await _pull_request(conn, project_id, change, delivery_id)
     log.info("webhook delivery", project_id=project_id, forge=forge, delivery=delivery,
-             event=event, jobsets=jobsets)
+             forge_event=event, jobsets=jobsets)
     return Outcome(accepted=True, delivery_id=delivery_id, jobsets=tuple(jobsets))
 
 

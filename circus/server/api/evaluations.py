@@ -31,7 +31,8 @@ EVALUATION = obj(
     id=INT, jobset_id=INT, jobset=STR, project_id=INT, project=STR, status=STR,
     commit_hash=STR, inputs_hash=STR, flake_uri=STR, error_message=nullable(STR),
     nr_jobs=INT, nr_builds=INT, nr_new_builds=INT, nr_job_errors=INT, created_at=TIME,
-    started_at=TIME, finished_at=nullable(TIME))
+    started_at=TIME, finished_at=nullable(TIME), webhook_delivery_id=nullable(INT),
+    webhook_forge=nullable(STR), webhook_delivery=nullable(STR))
 EVALUATION_DETAIL = {**EVALUATION, "properties": {
     **EVALUATION["properties"],
     "inputs": arr(obj(name=STR, type=STR, uri=STR, revision=STR, value=STR)),

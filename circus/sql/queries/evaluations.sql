@@ -3,10 +3,13 @@
 -- jobset and status filters have their own indexes, the project filter goes through jobsets.
 
 -- name: evaluations_page
-SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
+-- With the forge delivery that started it, if a webhook did.
+SELECT e.*, j.name AS jobset, j.project_id, p.name AS project,
+       d.forge AS webhook_forge, d.delivery AS webhook_delivery
   FROM evaluations e
   JOIN jobsets j ON j.id = e.jobset_id
   JOIN projects p ON p.id = j.project_id
+  LEFT JOIN webhook_deliveries d ON d.id = e.webhook_delivery_id
  WHERE ($1::bigint IS NULL OR j.project_id = $1)
    AND ($2::bigint IS NULL OR e.jobset_id = $2)
    AND ($3::text IS NULL OR e.status = $3)
@@ -22,10 +25,13 @@ SELECT count(*)
    AND ($3::text IS NULL OR e.status = $3);
 
 -- name: evaluation_get
-SELECT e.*, j.name AS jobset, j.project_id, p.name AS project
+-- With the forge delivery that started it, if a webhook did.
+SELECT e.*, j.name AS jobset, j.project_id, p.name AS project,
+       d.forge AS webhook_forge, d.delivery AS webhook_delivery
   FROM evaluations e
   JOIN jobsets j ON j.id = e.jobset_id
   JOIN projects p ON p.id = j.project_id
+  LEFT JOIN webhook_deliveries d ON d.id = e.webhook_delivery_id
  WHERE e.id = $1;
 
 -- name: evaluations_finished_page

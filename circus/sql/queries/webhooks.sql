@@ -61,7 +61,7 @@ INSERT INTO jobsets (project_id, name, description, nix_expression, flake, branc
                      pull_request, trigger_time, trigger_delivery)
 SELECT t.project_id, $3, $4, t.nix_expression, t.flake, $5, 1, true, 0,
        t.scheduling_shares, t.keep_evaluations, $6, now(), $7
-  FROM jobsets t WHERE t.id = $2
+  FROM jobsets t WHERE t.id = $2 AND t.project_id = $1
 ON CONFLICT (project_id, name) DO UPDATE
    SET description = excluded.description, branch = excluded.branch, enabled = 1,
        closed_at = NULL, trigger_time = now(), trigger_delivery = excluded.trigger_delivery,
