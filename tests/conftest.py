@@ -22,6 +22,7 @@ from circus.app import config as configuration
 from circus.app.context import Context
 from circus.db import embedded, migrations
 from circus.db.bus import Bus
+from circus.db.pool import init_connection
 from circus.server.http.app import init_app
 from tests.helpers.api import insert_keys
 from tests.helpers.repos import commit_files, git
@@ -94,7 +95,9 @@ async def client(aiohttp_client: Any, context: Context) -> TestClient:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+    # The server's codecs (jsonb as dicts), so rows read here look as they do there.
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10,
+                                     init=init_connection)
     yield pool
     await pool.close()
 
