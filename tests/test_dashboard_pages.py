@@ -51,7 +51,7 @@ async def _seed(client: TestClient, pool: asyncpg.Pool) -> dict[str, int]:
 
 PAGES = {
     "/": "Overview", "/login": "Log in", "/projects": "demo", "/projects/new": "Set up",
-    "/project/demo": "Jobsets", "/project/demo/notifications": "does not send notifications yet",
+    "/project/demo": "Jobsets", "/project/demo/notifications": "Notifier",
     "/jobset/demo/main": "Evaluations", "/evaluations": "abc123def456",
     "/builds": "hello", "/queue": "slow", "/channels": "demo-stable", "/news": "Welcome",
     "/metrics": "Builds finished", "/starred": "Starred", "/logout": "Log out",

@@ -25,6 +25,7 @@ from circus.server.dashboard import pages as dashboard_pages
 from circus.server.dashboard.view import Handler, jinja_helpers
 from circus.server.http import openapi
 from circus.server.http.openapi import NAME, Schema, obj
+from circus.services.forge import FORGES
 
 _HTML = {"type": "string"}
 _PAGE_DOC = {"content_type": "text/html", "error_content_type": "text/html",
@@ -48,6 +49,8 @@ _FORM_FIELDS: dict[Handler, Schema] = {
     dashboard_forms.create_news: obj(("title",), title={**_TEXT, "maxLength": 200}),
     dashboard_admin.create_key: obj(("name",), name={**_TEXT, "maxLength": 100}),
     dashboard_admin.create_user: obj(("username",), username=USERNAME),
+    dashboard_forms.create_webhook: obj(("forge",), forge={"type": "string",
+                                                           "enum": list(FORGES)}),
 }
 _SPECIAL_DOC: dict[Handler, dict[str, Any]] = {
     dashboard_build.log_before: {
@@ -99,6 +102,7 @@ _PAGES: tuple[tuple[str, Handler], ...] = tuple(_page(*row) for row in (
     ("/channel/{id}", dashboard_pages.channel),
     ("/news", dashboard_pages.news),
     ("/admin", dashboard_admin.admin),
+    ("/admin/notifications", dashboard_admin.notification_tasks),
     ("/users", dashboard_admin.users),
     ("/starred", dashboard_pages.starred),
     ("/metrics", dashboard_pages.metrics),
@@ -125,6 +129,10 @@ _FORMS: tuple[tuple[str, Handler], ...] = tuple(_form(*row) for row in (
     ("/dashboard/users", dashboard_admin.create_user),
     ("/dashboard/users/{id}", dashboard_admin.update_user),
     ("/dashboard/users/{id}/delete", dashboard_admin.delete_user),
+    ("/dashboard/project/{id}/notifications", dashboard_forms.update_notifications),
+    ("/dashboard/project/{id}/webhooks", dashboard_forms.create_webhook),
+    ("/dashboard/project/{id}/webhooks/{webhook_id}/delete", dashboard_forms.delete_webhook),
+    ("/dashboard/notification-tasks/{id}/retry", dashboard_admin.retry_notification_task),
 ))
 
 

@@ -1,6 +1,7 @@
-"""The admin pages: system status, API keys, remote builders (/admin) and user
-management (/users), with their forms. Readable by admins only: the server refuses the
-page, not just hides its buttons."""
+"""The admin pages: system status, API keys, remote builders (/admin), user
+management (/users) and notification deliveries (/admin/notifications), with their
+forms. Readable by admins only: the server refuses the page, not just hides its
+buttons."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from circus.server.accounts.users import USERNAME_RE
 from circus.server.dashboard.forms import form_fields
 from circus.server.dashboard.view import (
     PAGE_SIZE,
+    filter_text,
     html_errors,
     page_offset,
     pager,
@@ -20,12 +22,13 @@ from circus.server.dashboard.view import (
     render,
 )
 from circus.server.http import params
-from circus.server.http.errors import bad_field, conflict, not_found
+from circus.server.http.errors import bad_field, conflict, not_found, refusals
 from circus.server.http.keys import CONTEXT
-from circus.services import passwords
+from circus.services import notifications, passwords
 from circus.services.apikeys import hash_key, new_key
 from circus.store import apikeys
 from circus.store import metrics as metric_rows
+from circus.store import projects as project_rows
 from circus.store import users as user_rows
 
 log = structlog.get_logger(__name__)
@@ -40,10 +43,11 @@ async def _admin_page(request: web.Request, new_key_text: str | None = None,
     total = await apikeys.count(pool)
     # Remote builders have no backend yet: show what the configuration declares.
     builders = ctx.config.declarative.remote_builders
+    _, failed = await notifications.tasks(pool, "failed", None, 1, 0)
     return await render(request, "admin.html", {
         "system": system, "keys": keys, "pager": pager(request, total), "roles": auth.ROLES,
         "builders": builders, "new_key": new_key_text, "new_key_name": new_key_name,
-        "instance": ctx.instance})
+        "instance": ctx.instance, "failed_deliveries": failed})
 
 
 @html_errors
@@ -141,3 +145,30 @@ async def delete_user(request: web.Request) -> web.StreamResponse:
     if await user_rows.delete(request.app[CONTEXT].pool, user_id) is None:
         raise not_found(f"user {user_id}")
     raise redirect("/users", "User deleted.")
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def notification_tasks(request: web.Request) -> web.StreamResponse:
+    """The newest notification deliveries, filtered by state and project."""
+    pool = request.app[CONTEXT].pool
+    status = filter_text(request, "status")
+    project_id = params.query_id(request, "project_id")
+    with refusals():
+        rows, total = await notifications.tasks(pool, status, project_id, PAGE_SIZE,
+                                                page_offset(request))
+    projects = await project_rows.names(pool)
+    return await render(request, "notification_tasks.html", {
+        "tasks": rows, "pager": pager(request, total), "statuses": notifications.TASK_STATUSES,
+        "projects": projects, "project_names": {p["id"]: p["name"] for p in projects},
+        "project_id": project_id})
+
+
+@html_errors
+@auth.requires(auth.ADMIN)
+async def retry_notification_task(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    task_id = params.path_id(request, "id", "notification task")
+    with refusals():
+        await notifications.retry(ctx.pool, ctx.config, auth.principal(request), task_id)
+    raise redirect("/admin/notifications", f"Delivery {task_id} queued again.")

@@ -1,5 +1,6 @@
 """The dashboard's HTML forms: log in and out, create projects (form and wizard) and
-jobsets, trigger evaluations, cancel/restart/bump builds, star jobs, post news.
+jobsets, trigger evaluations, cancel/restart/bump builds, star jobs, post news, change a
+project's notification settings and webhooks.
 
 Every write is a POST of a form carrying the session's CSRF token, checked by the same
 `auth.requires(permission)` as /api/v1, and runs the same named queries as the API. A
@@ -14,16 +15,18 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from circus.notify.settings import SECRET_KEYS
 from circus.server.accounts import auth, sessions
 from circus.server.accounts import login as accounts
 from circus.server.api import setup
 from circus.server.api.jobsets import JobsetSpec
 from circus.server.api.projects import ProjectSpec, answered, check_repository_url
+from circus.server.dashboard.pages import notifications_page, project_row
 from circus.server.dashboard.view import html_errors, redirect, render
 from circus.server.http import params
 from circus.server.http.errors import bad_field, not_found, refusals
 from circus.server.http.keys import CONTEXT
-from circus.services import build_actions, projects
+from circus.services import build_actions, forge, notifications, projects
 from circus.services import evaluations as evaluation_requests
 from circus.services import login as logins
 from circus.services.sources import Policy
@@ -297,3 +300,77 @@ async def delete_news(request: web.Request) -> web.StreamResponse:
     if not await news_rows.delete(request.app[CONTEXT].pool, news_id):
         raise not_found(f"news item {news_id}")
     raise redirect("/news", "News item deleted.")
+
+
+# The settings form's text fields: empty removes the project's own value (the server's
+# configuration applies again); a field the form does not send is left as it is.
+_NOTIFICATION_TEXT = ("forge", "repository", "commit_status", "gitea_url", "gitlab_url")
+
+
+def _checked(value: str | None) -> bool:
+    return value in ("on", "true", "1")
+
+
+def _notification_changes(data: dict[str, str], server_failures_only: bool
+                          ) -> dict[str, Any]:
+    """The settings form as `services.notifications.update`'s changes (null removes)."""
+    changes: dict[str, Any] = {}
+    for key in _NOTIFICATION_TEXT:
+        if key in data:
+            changes[key] = data[key].strip() or None
+    if "email_to_addresses" in data:
+        addresses = [a.strip() for a in data["email_to_addresses"].split(",") if a.strip()]
+        changes["email_to_addresses"] = addresses or None
+    if "slack_on_failure_only" in data:
+        # The form sends "off" from a hidden field before the checkbox, so an unticked
+        # box still arrives. The server's value is not copied into the project.
+        wanted = _checked(data["slack_on_failure_only"])
+        changes["slack_on_failure_only"] = None if wanted == server_failures_only else wanted
+    for key in SECRET_KEYS:
+        value = data.get(key, "").strip()
+        remove = _checked(data.get(f"remove_{key}"))
+        if remove and value:
+            raise bad_field(key, "give a new value or tick remove, not both")
+        if remove:
+            changes[key] = None
+        elif value:  # empty: the current secret stays
+            changes[key] = value
+    return changes
+
+
+@html_errors
+@auth.requires(auth.needs("manage-notifications"))
+async def update_notifications(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    row = await project_row(request, request.match_info["id"])
+    changes = _notification_changes(await form_fields(request),
+                                    ctx.config.notifications.slack.on_failure_only)
+    with refusals():
+        await notifications.update(ctx.pool, ctx.config, auth.principal(request), row["id"],
+                                   changes)
+    raise redirect(f"/project/{row['name']}/notifications", "Notification settings saved.")
+
+
+@html_errors
+@auth.requires(auth.needs("manage-webhooks"))
+async def create_webhook(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    row = await project_row(request, request.match_info["id"])
+    data = await form_fields(request)
+    with refusals():
+        hook, secret = await forge.create_webhook(ctx.pool, ctx.config,
+                                                  auth.principal(request), row["id"],
+                                                  data.get("forge", "").strip())
+    # Shown this once, on this answer: stored sealed, never in the session or a URL.
+    return await notifications_page(request, row, created=(hook, secret))
+
+
+@html_errors
+@auth.requires(auth.needs("manage-webhooks"))
+async def delete_webhook(request: web.Request) -> web.StreamResponse:
+    row = await project_row(request, request.match_info["id"])
+    webhook_id = params.path_id(request, "webhook_id", "webhook")
+    with refusals():
+        await forge.delete_webhook(request.app[CONTEXT].pool, auth.principal(request),
+                                   row["id"], webhook_id)
+    raise redirect(f"/project/{row['name']}/notifications", "Webhook deleted.")

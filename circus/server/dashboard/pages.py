@@ -9,8 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from circus.app.config import SET, redact_url
+from circus.app.config import redact_url
 from circus.domain.status import EVALUATION_STATUSES
+from circus.notify import settings as notify_settings
+from circus.notify.settings import SECRET_KEYS
+from circus.server.accounts import auth
+from circus.server.api.webhooks import webhook_json
 from circus.server.dashboard import svg
 from circus.server.dashboard.lists import STATUS_CHOICES, BuildFilter, build_page, filter_from
 from circus.server.dashboard.view import (
@@ -25,8 +29,10 @@ from circus.server.dashboard.view import (
     viewer,
 )
 from circus.server.http import params
-from circus.server.http.errors import ApiError, not_found
+from circus.server.http.errors import ApiError, not_found, refusals
 from circus.server.http.keys import CONTEXT
+from circus.services import forge
+from circus.services import notifications as notification_settings
 from circus.store import build_list
 from circus.store import build_queue as queue_rows
 from circus.store import channels as channel_rows
@@ -95,26 +101,62 @@ async def project(request: web.Request) -> web.StreamResponse:
 @html_errors
 async def notifications(request: web.Request) -> web.StreamResponse:
     row = await project_row(request, request.match_info["id"])
-    config = request.app[CONTEXT].config.notifications
-    # Which notifiers are switched on, never their secrets: the page is public, and a
-    # webhook URL is a credential (whoever has it can post). Servers' URLs are shown with
-    # any userinfo masked by the one redaction of circus.config.
-    notifiers = [
-        ("Generic webhook", bool(config.webhook_url), _set(config.webhook_url)),
-        ("GitHub commit status", bool(config.github_token), _set(config.github_token)),
-        ("Gitea / Forgejo commit status", bool(config.gitea_url and config.gitea_token),
-         redact_url(config.gitea_url or "")),
-        ("GitLab commit status", bool(config.gitlab_url and config.gitlab_token),
-         redact_url(config.gitlab_url or "")),
-        ("Email", bool(config.email.smtp_host and config.email.to_addresses), ""),
-        ("Slack", bool(config.slack.webhook_url), _set(config.slack.webhook_url)),
-    ]
+    return await notifications_page(request, row)
+
+
+async def notifications_page(request: web.Request, row: Any,
+                             created: tuple[Any, str] | None = None) -> web.Response:
+    """A project's notifications page; `created` is a webhook just made and its secret,
+    shown on this one answer (the POST's), never again."""
+    ctx = request.app[CONTEXT]
+    with refusals():
+        shown = await notification_settings.shown(ctx.pool, ctx.config, row["id"])
+        hooks = [webhook_json(r) for r in await forge.webhooks(ctx.pool, row["id"])]
+    who = await viewer(request)
+    config = ctx.config.notifications
+    new_hook = None
+    if created is not None:
+        new_hook = {**webhook_json(created[0]), "secret": created[1]}
     return await render(request, "notifications.html", {
-        "project": row, "notifiers": notifiers, "config": config})
+        "project": row, "shown": shown, "own": shown["settings"],
+        "effective": shown["effective"], "notifiers": _notifiers(shown, config),
+        "secret_keys": SECRET_KEYS, "secrets_set": set(shown["secrets_set"]),
+        "webhooks": hooks, "new_hook": new_hook, "config": config,
+        "forges": forge.FORGES, "status_forges": notify_settings.FORGES,
+        "may_manage": who is not None and who.may(auth.needs("manage-notifications")),
+        "may_hooks": who is not None and who.may(auth.needs("manage-webhooks")),
+        "may_deliveries": who is not None and who.may(auth.ADMIN),
+        "base_url": _base_url(request)})
 
 
-def _set(secret: str | None) -> str:
-    return SET if secret else ""
+def _notifiers(shown: dict[str, Any], config: Any) -> list[tuple[str, bool, str, str]]:
+    """(notifier, on for this project, where its setting comes from, target) per notifier.
+
+    Never a secret: the page is public, and a webhook URL is a credential (whoever has it
+    can post). Servers' URLs are shown with any userinfo masked by circus.config."""
+    own, secrets, on = shown["settings"], set(shown["secrets_set"]), shown["effective"]
+
+    def source(state: bool, *keys: str) -> str:
+        if not state:
+            return ""
+        return "project" if any(k in secrets or own.get(k) for k in keys) else "server"
+
+    addresses = own.get("email_to_addresses") or []
+    slack_failures = own.get("slack_on_failure_only", config.slack.on_failure_only)
+    return [
+        ("Generic webhook", on["webhook"], source(on["webhook"], "webhook_url"), ""),
+        ("GitHub commit status", on["github"], source(on["github"], "github_token"), ""),
+        ("Gitea / Forgejo commit status", on["gitea"],
+         source(on["gitea"], "gitea_token", "gitea_url"),
+         redact_url(own.get("gitea_url") or config.gitea_url or "")),
+        ("GitLab commit status", on["gitlab"],
+         source(on["gitlab"], "gitlab_token", "gitlab_url"),
+         redact_url(own.get("gitlab_url") or config.gitlab_url or "")),
+        ("Email", on["email"], source(on["email"], "email_to_addresses"),
+         ", ".join(addresses)),
+        ("Slack", on["slack"], source(on["slack"], "slack_webhook_url"),
+         "failures only" if on["slack"] and slack_failures else ""),
+    ]
 
 
 async def _jobset_row(request: web.Request) -> Any:
