@@ -10,6 +10,8 @@ import asyncio
 import inspect
 import json
 import signal
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from circus.app import config as configuration
 from circus.app.context import Context
 from circus.db.bus import Bus
 from circus.notify import retry_queue
+from circus.server.http.app import init_app
 from tests.helpers import forge
 from tests.helpers.api import ADMIN, ROLE_KEYS, bearer, insert_keys
 from tests.helpers.e2e import ADMIN_KEY, NONCE, Circus
@@ -213,7 +216,6 @@ async def test_a_private_target_is_refused_unless_allowed(
 
 async def test_admins_see_and_retry_failed_deliveries(
         queue: Callable[..., Any], pool: asyncpg.Pool, aiohttp_client: Any) -> None:
-    from circus.server.http.app import init_app
     ctx = await queue(webhook_url="http://127.0.0.1:9/closed", max_retry_attempts=0)
     client = await aiohttp_client(await init_app(ctx))
     _, jobset_id = await _project(pool)
@@ -243,7 +245,6 @@ async def test_admins_see_and_retry_failed_deliveries(
 
 async def test_project_settings_show_secrets_only_as_set(
         queue: Callable[..., Any], pool: asyncpg.Pool, aiohttp_client: Any) -> None:
-    from circus.server.http.app import init_app
     ctx = await queue()
     client = await aiohttp_client(await init_app(ctx))
     project_id, _ = await _project(pool)
@@ -292,9 +293,6 @@ def _signed_push(secret: str, commit: str) -> tuple[bytes, dict[str, str]]:
 
 
 async def _post(api: Circus, path: str, body: bytes, headers: dict[str, str]) -> int:
-    import urllib.error
-    import urllib.request
-
     def send() -> int:
         request = urllib.request.Request(api.url + path, data=body, headers=headers,
                                          method="POST")
@@ -312,7 +310,7 @@ async def test_a_signed_push_ends_as_statuses_email_and_webhook_on_its_commit(
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    hook = await Recorder().start()
+    hook, slack = await Recorder().start(), await Recorder().start()
     try:
         async with await forge.github_peer() as peer:
             repo, commit = _flake_repo(tmp_path / "repo", fail="1")
@@ -322,6 +320,8 @@ async def test_a_signed_push_ends_as_statuses_email_and_webhook_on_its_commit(
                 "CIRCUS_NOTIFICATIONS__ALLOW_PRIVATE_TARGETS": "true",
                 "CIRCUS_NOTIFICATIONS__RETRY_POLL_INTERVAL": "1",
                 "CIRCUS_NOTIFICATIONS__WEBHOOK_URL": hook.url,
+                "CIRCUS_NOTIFICATIONS__SLACK__WEBHOOK_URL": slack.url,
+                "CIRCUS_NOTIFICATIONS__SLACK__ON_FAILURE_ONLY": "true",
                 "CIRCUS_NOTIFICATIONS__EMAIL__SMTP_HOST": "127.0.0.1",
                 "CIRCUS_NOTIFICATIONS__EMAIL__SMTP_PORT": str(smtp.port),
                 "CIRCUS_NOTIFICATIONS__EMAIL__FROM_ADDRESS": "circus@example.com",
@@ -330,11 +330,16 @@ async def test_a_signed_push_ends_as_statuses_email_and_webhook_on_its_commit(
             await asyncio.to_thread(api.start)
             try:
                 await _push_and_check(api, repo, commit, peer, mailbox, hook)
+                # Failures only: the failed build, never the one that built.
+                await until(lambda: slack.bodies, 30, "a Slack message")
+                assert [list(b) for b in slack.bodies] == [["text"]]
+                assert "proj:main:bad failed" in slack.bodies[0]["text"]
             finally:
                 await asyncio.to_thread(api.stop)
     finally:
         smtp.stop()
         await hook.close()
+        await slack.close()
 
 
 async def _push_and_check(api: Circus, repo: Path, commit: str, peer: forge.ForgePeer,

@@ -15,8 +15,14 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from circus.app.context import Context
+from circus.db.bus import Bus
+from circus.server.http.app import init_app
 from tests.helpers import forge
-from tests.helpers.api import ADMIN, ROLE_KEYS, bearer, seed_jobset, seed_project
+from tests.helpers.api import ADMIN, ROLE_KEYS, bearer, insert_keys, seed_jobset, seed_project
+from tests.helpers.evaluator import evaluate_now
+from tests.helpers.repos import commit_files, git
+from tests.helpers.suite import ROOT, host_system
 
 COMMIT = "a" * 40
 
@@ -159,7 +165,6 @@ async def test_a_ping_and_a_tag_are_answered_and_ignored(
 
 async def test_deliveries_past_the_rate_limit_get_429(
         aiohttp_client: Any, context: Any, pool: asyncpg.Pool) -> None:
-    from circus.server.http.app import init_app
     context.config.webhooks.rate_limit_per_minute = 2
     client = await aiohttp_client(await init_app(context))
     project_id, _ = await _setup(client)
@@ -264,3 +269,52 @@ async def test_hydra_push_github_needs_the_projects_signature(
     assert signed.status == 200, await signed.text()
     assert (await signed.json()) == {"jobsetsTriggered": ["hy:main"]}
     assert (await _trigger(pool, jobset["id"]))["trigger_time"] is not None
+
+
+async def test_a_pull_request_jobset_evaluates_the_request_head(
+        aiohttp_client: Any, make_config: Any, pool: asyncpg.Pool, database_url: str,
+        make_repo: Any) -> None:
+    """A real repository whose refs/pull/7/head is a commit on no branch: the request's
+    jobset evaluates that commit, and the evaluation names the delivery."""
+
+    flake = (ROOT / "tests" / "data" / "forge-flake.nix").read_text().replace(
+        "@SYSTEM@", host_system()).replace("@NONCE@", "pr").replace("@FAIL@", "0")
+    repo = make_repo({"flake.nix": flake})
+    git(repo, "checkout", "-q", "-b", "feature")
+    head = commit_files(repo, {"flake.nix": flake.replace("good builds", "good, changed")},
+                        "the request's change")
+    git(repo, "update-ref", "refs/pull/7/head", head)
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-D", "feature")
+
+    bus = Bus(database_url)
+    await bus.start()
+    try:
+        await insert_keys(pool)
+        ctx = Context(config=make_config({"server": {"allowed_url_schemes": ["file"]}}),
+                      pool=pool, bus=bus, database_url=database_url)
+        client = await aiohttp_client(await init_app(ctx))
+        resp = await client.post("/api/v1/projects", headers=ADMIN, json={
+            "name": "prs", "repository_url": str(repo), "pull_requests": True})
+        assert resp.status == 201, await resp.text()
+        project_id = (await resp.json())["id"]
+        await client.post(f"/api/v1/projects/{project_id}/jobsets", headers=ADMIN,
+                          json={"name": "main", "branch": "main", "check_interval": 0})
+        secret = await _webhook(client, project_id)
+        payload = forge.github_example("pull_request", "opened")
+        payload["number"] = payload["pull_request"]["number"] = 7
+        payload["pull_request"]["base"]["ref"] = "main"
+        payload["pull_request"]["head"]["repo"] = payload["pull_request"]["base"]["repo"]
+        opened = await _deliver_github(client, project_id, secret, payload, "pull_request",
+                                       "pr-7")
+        assert opened.status == 202, await opened.text()
+        jobset_id = await pool.fetchval("SELECT id FROM jobsets WHERE name = 'pr-7'")
+        evaluation = await evaluate_now(ctx, jobset_id)
+        assert evaluation["status"] == "succeeded", evaluation["error_message"]
+        assert evaluation["commit_hash"] == head
+        assert await pool.fetchval("SELECT delivery FROM webhook_deliveries WHERE id = $1",
+                                   evaluation["webhook_delivery_id"]) == "pr-7"
+        jobs = await pool.fetch("SELECT job FROM builds WHERE jobset_id = $1", jobset_id)
+        assert sorted(r["job"] for r in jobs) == ["bad", "good"]
+    finally:
+        await bus.close()
