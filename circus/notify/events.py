@@ -49,6 +49,7 @@ async def expand(pool: asyncpg.Pool, config: Config) -> int:
         planner = _Planner(conn, config)
         for event in events:
             await planner.add(event)
+        await planner.finish()
         attempts = config.notifications.max_retry_attempts + 1
         if not config.notifications.enable_retry_queue:
             attempts = 1
@@ -65,6 +66,7 @@ class _Planner:
     config: Config
     tasks: list[NewTask] = attrs.Factory(list)
     _settings: dict[int, Settings] = attrs.Factory(dict)
+    _touched: set[int] = attrs.Factory(set)
 
     async def settings(self, project_id: int) -> Settings:
         if project_id not in self._settings:
@@ -104,10 +106,8 @@ class _Planner:
         if build is None:
             return
         settings = await self.settings(build["project_id"])
-        evaluation_ids = await rows.evaluations_of_build(self.conn, build_id,
-                                                         EVALUATIONS_PER_BUILD)
-        evaluations = [e for e in [await rows.evaluation(self.conn, i)
-                                   for i in evaluation_ids] if e is not None]
+        evaluations = await rows.evaluations_of_build(self.conn, build_id,
+                                                      EVALUATIONS_PER_BUILD)
         commit = evaluations[0]["commit_hash"] if evaluations else None
         url = self.url(f"/build/{build_id}")
         self._webhook(settings, build["project_id"], _build_body(build, commit, url))
@@ -117,11 +117,22 @@ class _Planner:
                     subject=f"Circus: build {build_id} of {label} "
                             f"{CODE_NAMES.get(build['buildstatus'], 'finished')}",
                     text=f"{_first_line(build['error_message']) or build['nix_name']}\n{url}")
+        if not evaluations or settings.status_repository(evaluations[0]["repository_url"]) \
+                is None:
+            return
         for ev in evaluations:
             if settings.commit_status == "job":
                 self._job_status(settings, ev, build)
-            if ev["unfinished"] == 0:
-                await self._evaluation_status(settings, ev, started=False)
+            self._touched.add(ev["id"])
+
+    async def finish(self) -> None:
+        """The statuses of the evaluations whose builds ended in this batch: counted once
+        per batch, not once per build (an evaluation of 100 000 builds)."""
+        for evaluation_id in sorted(self._touched):
+            ev = await rows.evaluation(self.conn, evaluation_id)
+            if ev is not None and ev["unfinished"] == 0:
+                await self._evaluation_status(await self.settings(ev["project_id"]), ev,
+                                              started=False)
 
     async def _evaluation_status(self, settings: Settings, ev: asyncpg.Record, *,
                                  started: bool) -> None:

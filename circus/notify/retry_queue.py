@@ -86,15 +86,27 @@ async def _deliver(ctx: Context, http: Client, task: asyncpg.Record) -> None:
                                                          task["project_id"])
         await targets.send(task["target"], task["payload"], settings, http, cfg.http_timeout)
     except (DeliveryFailed, CircusError) as exc:
-        status = await rows.mark_attempt_failed(ctx.pool, task["id"], task["attempts"],
-                                                retry_in(cfg, task["attempts"]), str(exc))
-        bound.warning("notification not delivered", error=str(exc), now=status)
+        await _attempt_failed(ctx, task, str(exc), bound)
+        return
+    except DB_ERRORS:
+        raise
+    except Exception as exc:  # a bug shown by one delivery must not stop the queue
+        bound.exception("notification delivery crashed")
+        await _attempt_failed(ctx, task, f"internal error: {exc!r}", bound)
         return
     if await rows.mark_done(ctx.pool, task["id"], task["attempts"]):
         bound.info("notification delivered")
     else:
         bound.warning("notification delivered after its claim ran out; another sender "
                       "may send it again")
+
+
+async def _attempt_failed(ctx: Context, task: asyncpg.Record, error: str,
+                          bound: structlog.typing.FilteringBoundLogger) -> None:
+    cfg = ctx.config.notifications
+    status = await rows.mark_attempt_failed(ctx.pool, task["id"], task["attempts"],
+                                            retry_in(cfg, task["attempts"]), error)
+    bound.warning("notification not delivered", error=error, now=status)
 
 
 async def _housekeeping(ctx: Context) -> None:

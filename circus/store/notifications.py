@@ -46,9 +46,10 @@ async def evaluation(conn: Conn, evaluation_id: int) -> asyncpg.Record | None:
     return row
 
 
-async def evaluations_of_build(conn: Conn, build_id: int, limit: int) -> list[int]:
-    return [r["evaluation_id"] for r in
-            await conn.fetch(Q.notification_evaluations_of_build, build_id, limit)]
+async def evaluations_of_build(conn: Conn, build_id: int,
+                               limit: int) -> list[asyncpg.Record]:
+    """(id, commit_hash, jobset, project_id, project, repository_url), newest first."""
+    return list(await conn.fetch(Q.notification_evaluations_of_build, build_id, limit))
 
 
 async def evaluation_builds(conn: Conn, evaluation_id: int) -> list[asyncpg.Record]:

@@ -30,9 +30,14 @@ SELECT e.id, e.status, e.commit_hash, e.error_message, e.nr_builds,
  WHERE e.id = $1;
 
 -- name: notification_evaluations_of_build
--- The evaluations (done evaluating) that contain build $1, newest first, at most $2.
-SELECT eb.evaluation_id
-  FROM evaluation_builds eb JOIN evaluations e ON e.id = eb.evaluation_id
+-- The evaluations (done evaluating) that contain build $1, newest first, at most $2;
+-- without their build counts (see notification_evaluation).
+SELECT e.id, e.commit_hash, j.name AS jobset, p.id AS project_id, p.name AS project,
+       p.repository_url
+  FROM evaluation_builds eb
+  JOIN evaluations e ON e.id = eb.evaluation_id
+  JOIN jobsets j ON j.id = e.jobset_id
+  JOIN projects p ON p.id = j.project_id
  WHERE eb.build_id = $1 AND e.status = 'succeeded'
  ORDER BY eb.evaluation_id DESC
  LIMIT $2;
