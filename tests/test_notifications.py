@@ -409,3 +409,51 @@ async def test_deliveries_pending_at_a_kill_are_sent_after_restart(
         assert_in_order(states(peer), "failure")
         rows = await pool.fetch("SELECT status FROM notification_tasks")
         assert {r["status"] for r in rows} == {"done"}
+
+
+async def _redirecting(received: list[str]) -> tuple[web.AppRunner, int]:
+    """/away redirects to another host, /moved within this one, to /landed."""
+    port = free_port()
+
+    async def away(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://127.0.0.2:{port}/landed")
+
+    async def moved(_request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/landed")
+
+    async def landed(request: web.Request) -> web.Response:
+        received.append(request.host)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/away", away)
+    app.router.add_post("/moved", moved)
+    app.router.add_post("/landed", landed)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner, port
+
+
+@pytest.mark.parametrize("path", ["away", "moved"])
+async def test_redirects_are_followed_only_within_the_same_host(
+        queue: Callable[..., Any], pool: asyncpg.Pool, path: str) -> None:
+    """A webhook endpoint that redirects to another host (our request would carry its
+    body there) is not followed; one that moves within its host is."""
+    received: list[str] = []
+    runner, port = await _redirecting(received)
+    try:
+        await queue(webhook_url=f"http://127.0.0.1:{port}/{path}", max_retry_attempts=0)
+        _, jobset_id = await _project(pool)
+        await _evaluate(pool, jobset_id, {"a": None})
+        if path == "away":
+            failed = await until(lambda: pool.fetch(
+                "SELECT last_error FROM notification_tasks WHERE status = 'failed'"), 30,
+                "a refused redirect")
+            assert "redirected to another host" in failed[0]["last_error"]
+            assert received == []
+        else:
+            await until(lambda: len(received) == 2, 30, "both deliveries")
+            assert set(received) == {f"127.0.0.1:{port}"}
+    finally:
+        await runner.cleanup()

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from circus.app.context import Context
 from circus.db.bus import Bus
 from circus.server.http.app import init_app
+from circus.services import forge as forge_service
 from tests.helpers import forge
 from tests.helpers.api import ADMIN, ROLE_KEYS, bearer, insert_keys, seed_jobset, seed_project
 from tests.helpers.evaluator import evaluate_now
@@ -318,3 +319,27 @@ async def test_a_pull_request_jobset_evaluates_the_request_head(
         assert sorted(r["job"] for r in jobs) == ["bad", "good"]
     finally:
         await bus.close()
+
+
+async def test_a_closed_pull_requests_jobset_is_deleted_after_the_retention(
+        client: TestClient, context: Context, pool: asyncpg.Pool) -> None:
+    project_id, _ = await _setup(client)
+    await client.put(f"/api/v1/projects/{project_id}", headers=ADMIN,
+                     json={"pull_requests": True})
+    secret = await _webhook(client, project_id)
+    payload = forge.github_example("pull_request", "opened")
+    payload["pull_request"]["head"]["repo"] = payload["pull_request"]["base"]["repo"]
+    number = payload["number"]
+    await _deliver_github(client, project_id, secret, payload, "pull_request", "o-1")
+    await _deliver_github(client, project_id, secret, {**payload, "action": "closed"},
+                          "pull_request", "c-1")
+    days = context.config.webhooks.pull_request_retention_days
+    await forge_service.sweep(pool, context.config)
+    assert await pool.fetchval("SELECT count(*) FROM jobsets WHERE name = $1",
+                               f"pr-{number}") == 1
+    await pool.execute("UPDATE jobsets SET closed_at = now() - make_interval(days => $1 + 1) "
+                       "WHERE pull_request = $2", days, number)
+    await forge_service.sweep(pool, context.config)
+    assert await pool.fetchval("SELECT count(*) FROM jobsets WHERE name = $1",
+                               f"pr-{number}") == 0
+    assert await pool.fetchval("SELECT count(*) FROM jobsets WHERE name = 'main'") == 1
