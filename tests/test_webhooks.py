@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from circus.app.context import Context
@@ -343,3 +344,43 @@ async def test_a_closed_pull_requests_jobset_is_deleted_after_the_retention(
     assert await pool.fetchval("SELECT count(*) FROM jobsets WHERE name = $1",
                                f"pr-{number}") == 0
     assert await pool.fetchval("SELECT count(*) FROM jobsets WHERE name = 'main'") == 1
+
+
+def _gitea_request(secret: str, fork: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    payload = forge.gitea_pull_request_event(
+        "https://gitea.example/o/r.git", 5, COMMIT,
+        fork_clone_url="https://gitea.example/m/fork.git" if fork else None)
+    mac = hmac.new(secret.encode(), json.dumps(payload).encode(), hashlib.sha256).hexdigest()
+    return payload, {"X-Gitea-Event": "pull_request", "X-Gitea-Signature": mac,
+                     "X-Gitea-Delivery": f"gitea-pr-{fork}"}
+
+
+def _gitlab_request(secret: str, fork: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    payload = forge.gitlab_merge_request_event(
+        "https://gitlab.example/o/r.git", 5, COMMIT,
+        source_http_url="https://gitlab.example/m/fork.git" if fork else None)
+    return payload, {"X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Token": secret,
+                     "X-Gitlab-Event-UUID": f"gitlab-mr-{fork}"}
+
+
+@pytest.mark.parametrize(("kind", "make", "ref"), [
+    ("gitea", _gitea_request, "refs/pull/5/head"),
+    ("gitlab", _gitlab_request, "refs/merge-requests/5/head"),
+])
+async def test_gitea_and_gitlab_requests_become_jobsets_unless_from_a_fork(
+        client: TestClient, pool: asyncpg.Pool, kind: str, make: Any, ref: str) -> None:
+    project_id, _ = await _setup(client)
+    await client.put(f"/api/v1/projects/{project_id}", headers=ADMIN,
+                     json={"pull_requests": True})
+    secret = await _webhook(client, project_id, kind)
+    for fork in (True, False):
+        payload, headers = make(secret, fork)
+        resp = await client.post(f"/api/v1/webhooks/{project_id}/{kind}",
+                                 data=json.dumps(payload).encode(),
+                                 headers={**headers, "Content-Type": "application/json"})
+        answer = await resp.json()
+        if fork:
+            assert resp.status == 200 and "fork" in answer["reason"], answer
+        else:
+            assert resp.status == 202 and answer["jobsets"] == ["pr-5"], answer
+    assert await pool.fetchval("SELECT branch FROM jobsets WHERE name = 'pr-5'") == ref
