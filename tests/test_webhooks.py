@@ -171,6 +171,10 @@ async def test_deliveries_past_the_rate_limit_get_429(
     client = await aiohttp_client(await init_app(context))
     project_id, _ = await _setup(client)
     secret = await _webhook(client, project_id)
+    # Forged deliveries are refused before they count: they cannot use up the project's.
+    forged = [(await _deliver_github(client, project_id, "guess", _github_push(),
+                                     delivery=f"f-{n}")).status for n in range(3)]
+    assert forged == [401, 401, 401]
     statuses = [(await _deliver_github(client, project_id, secret, _github_push(),
                                        delivery=f"r-{n}")).status for n in range(3)]
     assert statuses == [202, 202, 429]

@@ -6,7 +6,7 @@ Answers: 202 accepted (with the jobsets it triggered), 200 for an event Circus i
 (a ping, a tag, a request the project does not build) or a delivery received before,
 401 for a missing or wrong signature, 404 for a project or webhook that does not exist,
 400 for a body that is not the forge's JSON, 413 past `webhooks.max_body_size`, 429
-past `webhooks.rate_limit_per_minute` deliveries of one project.
+past `webhooks.rate_limit_per_minute` verified deliveries of one project.
 """
 
 from __future__ import annotations
@@ -66,10 +66,11 @@ async def receive(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     project_id = params.path_id(request, "project_id", "project")
     forge_name = request.match_info["forge"]
-    _rate_limit(request, project_id)
     with refusals():
         secret = await forge.secret_of(ctx.pool, ctx.config, project_id, forge_name)
     raw, body = await read_verified(request, project_id, forge_name, secret)
+    # Counted once verified: unsigned requests cannot use up a project's deliveries.
+    _rate_limit(request, project_id)
     with refusals():
         event = forge_events.event_name(forge_name, request.headers)
         delivery = forge_events.delivery_id(forge_name, request.headers, raw)
