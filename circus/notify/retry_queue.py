@@ -23,6 +23,7 @@ from circus.db.bus import NOTIFICATIONS, Subscription
 from circus.domain.errors import CircusError
 from circus.notify import events, targets
 from circus.notify.client import MAX_REDIRECTS, Client, DeliveryFailed
+from circus.notify.settings import Settings
 from circus.services import forge
 from circus.services import notifications as project_notifications
 from circus.store import notifications as rows
@@ -71,19 +72,36 @@ async def _round(ctx: Context, http: Client) -> float:
         pass
     cfg = ctx.config.notifications
     while claimed := await rows.claim(ctx.pool, CLAIM, lease_seconds(cfg)):
-        await asyncio.gather(*(_deliver(ctx, http, task) for task in claimed))
+        settings = await _settings_of(ctx, {task["project_id"] for task in claimed})
+        await asyncio.gather(*(_deliver(ctx, http, task, settings[task["project_id"]])
+                               for task in claimed))
     due = await rows.seconds_until_due(ctx.pool)
     return float(cfg.retry_poll_interval) if due is None else \
         max(0.05, min(due, cfg.retry_poll_interval))
 
 
-async def _deliver(ctx: Context, http: Client, task: asyncpg.Record) -> None:
+async def _settings_of(ctx: Context,
+                       project_ids: set[int]) -> dict[int, Settings | CircusError]:
+    """Each project's settings, read once per claimed batch; a project whose secrets
+    this host cannot open gets the error, which fails its deliveries only."""
+    found: dict[int, Settings | CircusError] = {}
+    for project_id in project_ids:
+        try:
+            found[project_id] = await project_notifications.effective(ctx.pool, ctx.config,
+                                                                      project_id)
+        except CircusError as exc:
+            found[project_id] = exc
+    return found
+
+
+async def _deliver(ctx: Context, http: Client, task: asyncpg.Record,
+                   settings: Settings | CircusError) -> None:
     cfg = ctx.config.notifications
     bound = log.bind(task_id=task["id"], target=task["target"],
                      project_id=task["project_id"], attempt=task["attempts"])
     try:
-        settings = await project_notifications.effective(ctx.pool, ctx.config,
-                                                         task["project_id"])
+        if isinstance(settings, CircusError):
+            raise settings
         await targets.send(task["target"], task["payload"], settings, http, cfg.http_timeout)
     except (DeliveryFailed, CircusError) as exc:
         await _attempt_failed(ctx, task, str(exc), bound)

@@ -31,11 +31,9 @@ import attrs
 import structlog
 
 from circus.app.config import Config
-from circus.domain import roles
-from circus.domain.errors import CircusError, Conflict, Forbidden, InvalidValue, NotFound
-from circus.services import sealed
+from circus.domain.errors import CircusError, Conflict, InvalidValue, NotFound
+from circus.services import projects, sealed
 from circus.services.login import Principal
-from circus.store import projects as project_rows
 from circus.store import webhooks as rows
 
 log = structlog.get_logger(__name__)
@@ -107,8 +105,8 @@ async def secret_of(pool: asyncpg.Pool, config: Config, project_id: int,
 async def create_webhook(pool: asyncpg.Pool, config: Config, who: Principal,
                          project_id: int, forge: str) -> tuple[asyncpg.Record, str]:
     """The new webhook and its secret, which is never shown again."""
-    _allowed(who)
-    await _project(pool, project_id)
+    projects.authorize(who, "manage-webhooks")
+    await projects.existing(pool, project_id)
     secret = tokens.token_hex(SECRET_BYTES)
     row = await rows.create(pool, project_id, _forge(forge), sealed.seal(config, secret))
     if row is None:
@@ -119,13 +117,13 @@ async def create_webhook(pool: asyncpg.Pool, config: Config, who: Principal,
 
 
 async def webhooks(pool: asyncpg.Pool, project_id: int) -> list[asyncpg.Record]:
-    await _project(pool, project_id)
+    await projects.existing(pool, project_id)
     return await rows.of_project(pool, project_id)
 
 
 async def delete_webhook(pool: asyncpg.Pool, who: Principal, project_id: int,
                          webhook_id: int) -> None:
-    _allowed(who)
+    projects.authorize(who, "manage-webhooks")
     if not await rows.delete(pool, project_id, webhook_id):
         raise NotFound(f"project {project_id} has no webhook {webhook_id}")
     log.info("webhook deleted", project_id=project_id, webhook_id=webhook_id, by=who.name)
@@ -134,7 +132,7 @@ async def delete_webhook(pool: asyncpg.Pool, who: Principal, project_id: int,
 async def receive(pool: asyncpg.Pool, project_id: int, forge: str, delivery: str,
                   event: str, change: Push | PullRequest) -> Outcome:
     """Act on a verified delivery, once per delivery id."""
-    project = await _project(pool, project_id)
+    project = await projects.existing(pool, project_id)
     if isinstance(change, PullRequest):
         refused = _pull_request_refused(project, change)
         if refused:
@@ -217,13 +215,3 @@ def _forge(forge: str) -> str:
     return forge
 
 
-def _allowed(who: Principal) -> None:
-    if not who.may(roles.OPERATIONS["manage-webhooks"]):
-        raise Forbidden("managing webhooks needs the admin role")
-
-
-async def _project(pool: asyncpg.Pool, project_id: int) -> asyncpg.Record:
-    row = await project_rows.by_id(pool, project_id)
-    if row is None:
-        raise NotFound(f"project {project_id} not found")
-    return row

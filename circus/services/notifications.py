@@ -15,15 +15,13 @@ import asyncpg
 import structlog
 
 from circus.app.config import Config
-from circus.domain import roles
-from circus.domain.errors import Conflict, Forbidden, InvalidValue, NotFound
+from circus.domain.errors import Conflict, InvalidValue, NotFound
 from circus.domain.status import NOTIFICATION_STATUSES
 from circus.notify import settings as notify_settings
 from circus.notify.settings import SECRET_KEYS, Settings
-from circus.services import sealed
+from circus.services import projects, sealed
 from circus.services.login import Principal
 from circus.store import notifications as rows
-from circus.store import projects as project_rows
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +48,7 @@ async def effective(conn: asyncpg.Pool | asyncpg.Connection, config: Config,
 async def shown(pool: asyncpg.Pool, config: Config, project_id: int) -> dict[str, Any]:
     """The project's settings as anyone may see them: each secret only as set or not,
     with what the global configuration gives."""
-    await _project(pool, project_id)
+    await projects.existing(pool, project_id)
     own = await own_settings(pool, config, project_id)
     result = Settings.of(config, own)
     return {
@@ -71,13 +69,13 @@ async def shown(pool: asyncpg.Pool, config: Config, project_id: int) -> dict[str
 async def update(pool: asyncpg.Pool, config: Config, who: Principal, project_id: int,
                  changes: dict[str, Any]) -> dict[str, Any]:
     """Merge `changes` into the project's settings (null removes a key)."""
-    _allowed(who)
+    projects.authorize(who, "manage-notifications")
     try:
         notify_settings.check(changes)
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
         raise InvalidValue(field, problem) from None
-    await _project(pool, project_id)
+    await projects.existing(pool, project_id)
     async with pool.acquire() as conn, conn.transaction():
         own = await own_settings(conn, config, project_id)
         own.update(changes)
@@ -102,7 +100,7 @@ async def tasks(pool: asyncpg.Pool, status: str | None, project_id: int | None, 
 async def retry(pool: asyncpg.Pool, config: Config, who: Principal,
                 task_id: int) -> asyncpg.Record:
     """A failed delivery, queued again with fresh attempts."""
-    _allowed(who)
+    projects.authorize(who, "manage-notifications")
     task = await rows.get(pool, task_id)
     if task is None:
         raise NotFound(f"notification task {task_id} not found")
@@ -120,11 +118,3 @@ async def retry(pool: asyncpg.Pool, config: Config, who: Principal,
     return row
 
 
-def _allowed(who: Principal) -> None:
-    if not who.may(roles.OPERATIONS["manage-notifications"]):
-        raise Forbidden("changing notifications needs the admin role")
-
-
-async def _project(pool: asyncpg.Pool, project_id: int) -> None:
-    if await project_rows.by_id(pool, project_id) is None:
-        raise NotFound(f"project {project_id} not found")

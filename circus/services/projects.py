@@ -137,6 +137,14 @@ async def update_project(pool: asyncpg.Pool, who: Principal, policy: sources.Pol
     return row
 
 
+async def existing(pool: asyncpg.Pool, project_id: int) -> asyncpg.Record:
+    """The project; NotFound when there is none."""
+    row = await project_store.by_id(pool, project_id)
+    if row is None:
+        raise NotFound(f"project {project_id} not found")
+    return row
+
+
 async def delete_project(pool: asyncpg.Pool, who: Principal, project_id: int) -> int:
     """Delete the project with its jobsets, evaluations and builds."""
     authorize(who, "delete-project")

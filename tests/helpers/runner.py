@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -69,10 +70,13 @@ async def build_row(pool: asyncpg.Pool, build_id: int) -> asyncpg.Record:
 
 
 async def wait_for(check: Callable[[], object], within: float = 60) -> object:
-    """Poll an async condition until it holds; fails the test after `within` s."""
+    """Poll a condition (plain or awaitable) until it holds; fails the test after
+    `within` s."""
     async with asyncio.timeout(within):
         while True:
-            value = await check()  # type: ignore[misc]
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
             if value:
                 return value
             await asyncio.sleep(0.05)
