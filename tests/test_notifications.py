@@ -7,7 +7,6 @@ deliveries pending loses none."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import signal
 import urllib.error
@@ -30,6 +29,7 @@ from tests.helpers import forge
 from tests.helpers.api import ADMIN, ROLE_KEYS, bearer, insert_keys
 from tests.helpers.e2e import ADMIN_KEY, NONCE, Circus
 from tests.helpers.repos import commit_files, git
+from tests.helpers.runner import wait_for
 from tests.helpers.suite import ROOT, free_port, host_system
 
 FLAKE = (ROOT / "tests" / "data" / "forge-flake.nix").read_text()
@@ -75,18 +75,6 @@ class Mailbox:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
                               envelope.content.decode()))
         return "250 OK"
-
-
-async def until(check: Callable[[], Any], within: float = 120, what: str = "it") -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        found = check()
-        if inspect.isawaitable(found):
-            found = await found
-        if found:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def states(peer: forge.ForgePeer, context: str = EVAL_CONTEXT) -> list[str]:
@@ -168,10 +156,14 @@ async def test_statuses_arrive_in_order_through_a_forge_down_for_a_minute(
         peer.fail_for(60)
         await _evaluate(pool, (await pool.fetchval("SELECT id FROM jobsets")),
                         {"a": 0, "b": 0})
-        await until(lambda: states(peer)[-1:] == ["success"], 150, "the final status")
+        await wait_for(lambda: states(peer)[-1:] == ["success"], 150)
         assert_in_order(states(peer), "success")
         assert peer.rejected == []
         assert {sha for sha, _, _ in peer.statuses()} == {COMMIT}
+        # The peer records a status before its answer reaches the sender, which then
+        # marks the delivery done.
+        await wait_for(lambda: pool.fetchval(
+            "SELECT count(*) = 0 FROM notification_tasks WHERE status <> 'done'"), 10)
         done = await pool.fetch("SELECT status, attempts FROM notification_tasks")
         assert {r["status"] for r in done} == {"done"}
         assert max(r["attempts"] for r in done) > 1
@@ -185,7 +177,7 @@ async def test_per_job_statuses_and_gitea_and_gitlab_vocabularies(
         _, jobset_id = await _project(pool, {"forge": "gitea", "repository": "o/r"},
                                       url="/srv/local/repo")
         await _evaluate(pool, jobset_id, {"ok": 0, "ko": 1})
-        await until(lambda: states(gitea)[-1:] == ["failure"], 30, "gitea's final status")
+        await wait_for(lambda: states(gitea)[-1:] == ["failure"], 30)
         assert states(gitea, f"{EVAL_CONTEXT}:ok")[-1] == "success"
         assert states(gitea, f"{EVAL_CONTEXT}:ko")[-1] == "failure"
         assert gitea.rejected == []
@@ -193,7 +185,7 @@ async def test_per_job_statuses_and_gitea_and_gitlab_vocabularies(
         await pool.execute("UPDATE project_notifications SET settings = $1",
                            {"forge": "gitlab", "repository": "group/sub/r"})
         await _evaluate(pool, jobset_id, {"ok2": 0, "ko2": 1})
-        await until(lambda: states(gitlab)[-1:] == ["failed"], 30, "gitlab's final status")
+        await wait_for(lambda: states(gitlab)[-1:] == ["failed"], 30)
         assert gitlab.rejected == []
         assert all(r.path.startswith("/api/v4/projects/group%2Fsub%2Fr/statuses/")
                    for r in gitlab.requests)
@@ -206,8 +198,8 @@ async def test_a_private_target_is_refused_unless_allowed(
         await queue(webhook_url=hook.url, allow_private_targets=False, max_retry_attempts=0)
         _, jobset_id = await _project(pool)
         await _evaluate(pool, jobset_id, {"a": 0})
-        rows = await until(lambda: pool.fetch(
-            "SELECT * FROM notification_tasks WHERE status = 'failed'"), 30, "failures")
+        rows = await wait_for(lambda: pool.fetch(
+            "SELECT * FROM notification_tasks WHERE status = 'failed'"), 30)
         assert "private address" in rows[0]["last_error"]
         assert hook.bodies == []
     finally:
@@ -220,8 +212,8 @@ async def test_admins_see_and_retry_failed_deliveries(
     client = await aiohttp_client(await init_app(ctx))
     _, jobset_id = await _project(pool)
     await _evaluate(pool, jobset_id, {"a": 0})
-    failed = await until(lambda: pool.fetch(
-        "SELECT id FROM notification_tasks WHERE status = 'failed'"), 30, "a failure")
+    failed = await wait_for(lambda: pool.fetch(
+        "SELECT id FROM notification_tasks WHERE status = 'failed'"), 30)
     listed = await client.get("/api/v1/admin/notification-tasks?status=failed", headers=ADMIN)
     page = await listed.json()
     assert listed.status == 200 and page["total"] >= 1
@@ -331,7 +323,7 @@ async def test_a_signed_push_ends_as_statuses_email_and_webhook_on_its_commit(
             try:
                 await _push_and_check(api, repo, commit, peer, mailbox, hook)
                 # Failures only: the failed build, never the one that built.
-                await until(lambda: slack.bodies, 30, "a Slack message")
+                await wait_for(lambda: slack.bodies, 30)
                 assert [list(b) for b in slack.bodies] == [["text"]]
                 assert "proj:main:bad failed" in slack.bodies[0]["text"]
             finally:
@@ -357,7 +349,7 @@ async def _push_and_check(api: Circus, repo: Path, commit: str, peer: forge.Forg
     body, headers = _signed_push(hooks["secret"], commit)
     assert await _post(api, f"/api/v1/webhooks/{project['id']}/github", body, headers) == 202
 
-    await until(lambda: states(peer)[-1:] == ["failure"], 180, "the evaluation's final status")
+    await wait_for(lambda: states(peer)[-1:] == ["failure"], 180)
     assert_in_order(states(peer), "failure")
     assert {sha for sha, _, _ in peer.statuses()} == {commit}
     assert peer.rejected == []
@@ -370,12 +362,12 @@ async def _push_and_check(api: Circus, repo: Path, commit: str, peer: forge.Forg
         ("github", headers["X-GitHub-Delivery"])
     assert first.body["target_url"].endswith(f"/eval/{evaluation['id']}")
 
-    await until(lambda: mailbox.messages, 30, "an email")
+    await wait_for(lambda: mailbox.messages, 30)
     sender, recipients, text = mailbox.messages[0]
     assert sender == "circus@example.com" and recipients == ["dev@example.com"]
     assert "Subject: Circus: build" in text and "proj:main:bad failed" in text
-    await until(lambda: {b["event"] for b in hook.bodies} >= {
-        "evaluation_started", "evaluation_finished", "build_finished"}, 30, "webhooks")
+    await wait_for(lambda: {b["event"] for b in hook.bodies} >= {
+        "evaluation_started", "evaluation_finished", "build_finished"}, 30)
     finished = {b["job"]: b["buildstatus"] for b in hook.bodies
                 if b["event"] == "build_finished"}
     assert finished == {"good": 0, "bad": 1}
@@ -394,8 +386,8 @@ async def test_deliveries_pending_at_a_kill_are_sent_after_restart(
         peer.fail_for(600)
         _, jobset_id = await _project(pool)
         await _evaluate(pool, jobset_id, {"a": 0, "b": 1})
-        await until(lambda: pool.fetchval(
-            "SELECT count(*) FROM notification_tasks WHERE attempts >= 1"), 30, "attempts")
+        await wait_for(lambda: pool.fetchval(
+            "SELECT count(*) FROM notification_tasks WHERE attempts >= 1"), 30)
         server.signal(signal.SIGKILL)
         await asyncio.to_thread(server.wait)
         assert peer.statuses() == []
@@ -403,7 +395,9 @@ async def test_deliveries_pending_at_a_kill_are_sent_after_restart(
         again = Circus(tmp_path, database_url, "server", "again", settings=settings)
         await asyncio.to_thread(again.start)
         try:
-            await until(lambda: states(peer)[-1:] == ["failure"], 60, "the statuses")
+            await wait_for(lambda: states(peer)[-1:] == ["failure"], 60)
+            await wait_for(lambda: pool.fetchval(
+                "SELECT count(*) = 0 FROM notification_tasks WHERE status <> 'done'"), 10)
         finally:
             await asyncio.to_thread(again.stop)
         assert_in_order(states(peer), "failure")
@@ -447,13 +441,12 @@ async def test_redirects_are_followed_only_within_the_same_host(
         _, jobset_id = await _project(pool)
         await _evaluate(pool, jobset_id, {"a": None})
         if path == "away":
-            failed = await until(lambda: pool.fetch(
-                "SELECT last_error FROM notification_tasks WHERE status = 'failed'"), 30,
-                "a refused redirect")
+            failed = await wait_for(lambda: pool.fetch(
+                "SELECT last_error FROM notification_tasks WHERE status = 'failed'"), 30)
             assert "redirected to another host" in failed[0]["last_error"]
             assert received == []
         else:
-            await until(lambda: len(received) == 2, 30, "both deliveries")
+            await wait_for(lambda: len(received) == 2, 30)
             assert set(received) == {f"127.0.0.1:{port}"}
     finally:
         await runner.cleanup()
