@@ -111,12 +111,6 @@ def test_declarative_saved_by_an_admin_is_read_at_start(tmp_path: Path) -> None:
     ("[database]\nmax_lifetime = 1800\n", "database.max_lifetime"),
     ("[logs]\nlog_dir = '/var/lib/circus/logs'\n", "logs.log_dir"),
     ("[logs]\ncompress = false\n", "logs.compress"),
-    ("[queue_runner]\nfailed_paths_cache = true\n", "queue_runner.failed_paths_cache"),
-    ("[queue_runner]\nfailed_paths_ttl = 60\n", "queue_runner.failed_paths_ttl"),
-    ("[queue_runner]\nscheduling_strategy = 'speed_factor_only'\n",
-     "queue_runner.scheduling_strategy"),
-    ("[queue_runner]\npsi_threshold = 80.0\n", "queue_runner.psi_threshold"),
-    ("[queue_runner]\npsi_check_timeout = 5\n", "queue_runner.psi_check_timeout"),
 ])
 def test_a_key_nothing_acts_on_is_refused_by_name(tmp_path: Path, toml: str, key: str) -> None:
     (tmp_path / "circus.toml").write_text(toml)

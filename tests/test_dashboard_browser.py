@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.helpers.builders import builder
 from tests.helpers.e2e import ADMIN_KEY, NONCE, Circus, wait_for
 from tests.helpers.repos import commit_files, git
 from tests.helpers.suite import OUTPUT_DIR, host_system
@@ -189,6 +190,8 @@ def test_dashboard_in_a_browser(circus: Circus, browser: Browser, tmp_path: Path
     page.fill("#news-form textarea[name=content]", "Written <b>in a browser</b>.")
     page.click("#news-form button[type=submit]")
     expect(page.locator("#news-list")).to_contain_text("Written <b>in a browser</b>.")
+    # A builder to show on the admin page; disabled, so no runner sends it builds.
+    circus.post("/api/v1/admin/builders", builder("browser-builder", enabled=False))
     page.goto(base + "/admin")
     page.fill("#create-key input[name=name]", "from-browser")
     page.click("#create-key button[type=submit]")
@@ -210,7 +213,7 @@ def test_dashboard_in_a_browser(circus: Circus, browser: Browser, tmp_path: Path
         "32-channel": (f"/channel/{channel['id']}", "main", "nix-channel --add"),
         "33-news": ("/news", "#news-list", "Dashboard is live"),
         "34-admin": ("/admin", "#api-keys", "from-browser"),
-        "35-admin-builders": ("/admin", "#remote-builders", "no backend"),
+        "35-admin-builders": ("/admin", "#remote-builders", "ssh-ng://nix@browser-builder"),
         "36-users": ("/users", "#user-list", "rory"),
         "37-starred": ("/starred", "#starred-list", "ticker"),
         "38-metrics": ("/metrics?period=day", "#plot-counts svg", "Builds finished"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -18,6 +19,9 @@ from typing import Any, Literal
 import attrs
 import cattrs
 import tomli_w
+
+from circus.domain.builders import BuilderSpec
+from circus.domain.errors import InvalidValue
 
 ENV_PREFIX = "CIRCUS_"
 # Keys whose values are secrets (see `redacted`); with any key ending in _token, _secret,
@@ -48,6 +52,13 @@ def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> No
         raise BadValue(attribute.name, f"must be 0 or more, got {value}")
 
 
+def _addresses(_inst: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    # Passed to pg_ctl inside quotes: host names, addresses, "*" and commas only.
+    if not re.fullmatch(r"[0-9A-Za-z.:*,\s-]*", value):
+        raise BadValue(attribute.name, "must be addresses or host names separated by "
+                       f"commas, or \"*\", got {value!r}")
+
+
 def _port(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value <= 65535:
         raise BadValue(attribute.name, f"must be a TCP port between 0 and 65535, got {value}")
@@ -66,6 +77,12 @@ class DatabaseConfig:
     # PostgreSQL cancels it (0: no limit), so no request can hold the database for long.
     # Migrations and evaluation ingest lift it for their own transactions (issue 10).
     statement_timeout: int = attrs.field(default=30, validator=_non_negative)
+    # Not in the seed's table: the addresses the embedded server listens on besides its
+    # socket (PostgreSQL's listen_addresses, e.g. "10.0.0.1" or "*"), so runners on other
+    # hosts can connect; empty: the socket only. See the README for pg_hba.conf.
+    listen: str = attrs.field(default="", validator=_addresses)
+    # Not in the seed's table: the embedded server's TCP port (and its socket's name).
+    port: int = attrs.field(default=5432, validator=_port)
 
     def __attrs_post_init__(self) -> None:
         if self.min_connections > self.max_connections:
@@ -168,6 +185,11 @@ class QueueRunnerConfig:
     # Not in the seed's table: how often a build that failed because of the machine (Nix
     # could not start, no store, no builder) is queued again before it ends as aborted.
     infrastructure_retries: int = attrs.field(default=2, validator=_non_negative)
+    # Not in the seed's table: seconds between health probes of each remote builder (and
+    # between the probes that bring a disabled one back once its back-off is over).
+    builder_probe_interval: int = attrs.field(default=30, validator=_positive)
+    # Not in the seed's table: the longest back-off of a failing builder, in seconds.
+    builder_max_backoff: int = attrs.field(default=600, validator=_positive)
 
 
 @attrs.define
@@ -376,12 +398,44 @@ class DeclarativeProject:
 
 
 @attrs.define
+class DeclarativeBuilder:
+    """A remote builder (circus/domain/builders.py checks it, as the API does)."""
+
+    name: str
+    ssh_uri: str
+    systems: list[str]
+    # Required: a builder whose host key is not pinned is never connected to.
+    public_host_key: str
+    max_jobs: int = 1
+    speed_factor: float = 1.0
+    supported_features: list[str] = attrs.Factory(list)
+    mandatory_features: list[str] = attrs.Factory(list)
+    # A path on each runner host; the key itself is never read by the server.
+    ssh_key_file: str | None = None
+    enabled: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            self.spec()
+        except InvalidValue as exc:
+            raise BadValue(exc.field, exc.problem) from None
+
+    def spec(self, where: str = "") -> BuilderSpec:
+        return BuilderSpec.parse(attrs.asdict(self), where=where)
+
+
+@attrs.define
 class DeclarativeConfig:
     projects: list[DeclarativeProject] = attrs.Factory(list)
     api_keys: list[DeclarativeApiKey] = attrs.Factory(list)
     users: list[DeclarativeUser] = attrs.Factory(list)
-    # Applied by the remote-builder issue; accepted here as raw tables.
-    remote_builders: list[dict[str, Any]] = attrs.Factory(list)
+    remote_builders: list[DeclarativeBuilder] = attrs.Factory(list)
+
+    def __attrs_post_init__(self) -> None:
+        names = [b.name for b in self.remote_builders]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise BadValue("remote_builders", f"{twice[0]!r} is declared twice")
 
 
 @attrs.define
@@ -607,14 +661,6 @@ NOT_SUPPORTED = {
                              "closes idle ones",
     "logs.log_dir": "build logs are kept in the database",
     "logs.compress": "build logs are always stored zstd-compressed",
-    "queue_runner.failed_paths_cache": "failed builds are not remembered; a restart "
-                                       "builds again",
-    "queue_runner.failed_paths_ttl": "failed builds are not remembered",
-    "queue_runner.scheduling_strategy": "builds run on this runner; there are no remote "
-                                        "builders to choose between",
-    "queue_runner.psi_threshold": "builds run on this runner; there are no remote builders",
-    "queue_runner.psi_check_timeout": "builds run on this runner; there are no remote "
-                                      "builders",
 }
 
 

@@ -12,8 +12,9 @@ BUILD_CHANGED = "circus_build_changed"  # payload: build id
 BUILD_LOG = "circus_build_log"  # payload: build id
 # payload: ''; sent by the triggers of migration 0010 and by new notification tasks
 NOTIFICATIONS = "circus_notifications"
+BUILDERS_CHANGED = "circus_builders_changed"  # payload: builder id (created, changed, gone)
 CHANNELS = (EVAL_REQUESTED, EVAL_CHANGED, BUILDS_QUEUED, BUILD_CHANGED, BUILD_LOG,
-            NOTIFICATIONS)
+            NOTIFICATIONS, BUILDERS_CHANGED)
 
 # Not PostgreSQL channels: signals put into a subscriber's queue in this process.
 # After a reconnect: "you may have missed something".

@@ -41,6 +41,8 @@ OPERATIONS: dict[str, str] = {
     # forge tokens.
     "manage-webhooks": ADMIN,
     "manage-notifications": ADMIN,
+    # Builders run every build sent to them, and are reached with the runners' SSH keys.
+    "manage-builders": ADMIN,
 }
 
 

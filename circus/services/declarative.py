@@ -1,4 +1,5 @@
-"""Applying `[declarative]` (projects with jobsets and inputs, API keys, users) at start.
+"""Applying `[declarative]` (projects with jobsets and inputs, API keys, users, remote
+builders) at start.
 
 Idempotent: the queries only touch rows whose values differ, so a second start with the
 same file changes nothing.
@@ -10,7 +11,7 @@ import asyncpg
 import structlog
 
 from circus.app.config import DeclarativeConfig, DeclarativeJobset, DeclarativeUser
-from circus.services import passwords
+from circus.services import builders, passwords
 from circus.services.apikeys import hash_key
 from circus.store import apikeys as apikey_store
 from circus.store import jobsets as jobset_store
@@ -37,9 +38,13 @@ async def apply(pool: asyncpg.Pool, declared: DeclarativeConfig) -> None:
         for user in declared.users:
             await _apply_user(conn, user)
         await user_store.drop_undeclared(conn, [u.username for u in declared.users])
-    if declared.projects or declared.api_keys or declared.users:
+        await builders.declare(conn, [
+            builder.spec(f"declarative.remote_builders[{index}]")
+            for index, builder in enumerate(declared.remote_builders)])
+    if declared.projects or declared.api_keys or declared.users or declared.remote_builders:
         log.info("declarative configuration applied", projects=len(declared.projects),
-                 api_keys=len(declared.api_keys), users=len(declared.users))
+                 api_keys=len(declared.api_keys), users=len(declared.users),
+                 remote_builders=len(declared.remote_builders))
 
 
 async def _apply_user(conn: asyncpg.Connection, user: DeclarativeUser) -> None:

@@ -49,7 +49,7 @@ async def optional_counts(conn: Conn) -> dict[str, int]:
     """Rows of the tables a later migration adds (0 while it is missing)."""
     tables = await conn.fetchrow(Q.optional_tables_present)
     return {name: (await conn.fetchval(Q[f"count_{name}"]) if tables[name] else 0)
-            for name in ("channels", "remote_builders")}
+            for name in ("channels",)}
 
 
 async def system_status(conn: Conn) -> asyncpg.Record:

@@ -16,6 +16,7 @@ from aiohttp import web
 from circus.domain.status import EVALUATION_STATUSES, BuildStatus
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import doc
+from circus.services import builders
 from circus.store import metrics
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,24 @@ def _family(name: str, help_text: str, samples: Iterable[Sample]) -> list[str]:
 
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _builder_families(rows: list[asyncpg.Record]) -> list[str]:
+    """The count of builders getting builds now, and each builder's own gauges."""
+    lines = _family("circus_remote_builders_active",
+                    "Remote builders enabled, up and not backing off",
+                    [({}, sum(1 for r in rows if r["active"]))])
+    for name, help_text, value in (
+            ("circus_builder_up", "1 when the builder's last probe found it up",
+             lambda r: 1.0 if r["health"] == "up" else 0.0),
+            ("circus_builder_slots_in_use", "Builds running on the builder",
+             lambda r: r["slots_in_use"]),
+            ("circus_builder_max_jobs", "Builds the builder may run at once",
+             lambda r: r["max_jobs"]),
+            ("circus_builder_consecutive_failures", "Failures since the last success",
+             lambda r: r["consecutive_failures"])):
+        lines += _family(name, help_text, [({"builder": r["name"]}, value(r)) for r in rows])
+    return lines
 
 
 async def render(pool: asyncpg.Pool) -> str:
@@ -83,8 +102,7 @@ async def render(pool: asyncpg.Pool) -> str:
                      [({}, counts["pending"])])
     lines += _family("circus_projects_total", "Projects", [({}, len(projects))])
     lines += _family("circus_channels_total", "Channels", [({}, optional["channels"])])
-    lines += _family("circus_remote_builders_active", "Remote builders",
-                     [({}, optional["remote_builders"])])
+    lines += _builder_families(await builders.listing(pool))
     lines += _family("circus_project_builds_completed", "Finished builds per project",
                      [({"project": p["name"]}, completed[p["id"]]) for p in projects])
     lines += _family("circus_project_builds_failed", "Failed builds per project",

@@ -24,7 +24,7 @@ from circus.server.dashboard.view import (
 from circus.server.http import params
 from circus.server.http.errors import bad_field, conflict, not_found, refusals
 from circus.server.http.keys import CONTEXT
-from circus.services import notifications, passwords
+from circus.services import builders, notifications, passwords
 from circus.services.apikeys import hash_key, new_key
 from circus.store import apikeys
 from circus.store import metrics as metric_rows
@@ -41,12 +41,11 @@ async def _admin_page(request: web.Request, new_key_text: str | None = None,
     system = await metric_rows.system_status(pool)
     keys = await apikeys.page(pool, PAGE_SIZE, page_offset(request))
     total = await apikeys.count(pool)
-    # Remote builders have no backend yet: show what the configuration declares.
-    builders = ctx.config.declarative.remote_builders
+    remote = await builders.listing(pool)
     _, failed = await notifications.tasks(pool, "failed", None, 1, 0)
     return await render(request, "admin.html", {
         "system": system, "keys": keys, "pager": pager(request, total), "roles": auth.ROLES,
-        "builders": builders, "new_key": new_key_text, "new_key_name": new_key_name,
+        "builders": remote, "new_key": new_key_text, "new_key_name": new_key_name,
         "instance": ctx.instance, "failed_deliveries": failed})
 
 

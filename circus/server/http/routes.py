@@ -15,6 +15,7 @@ from circus.server.accounts import apikeys, ldap, oauth, users
 from circus.server.accounts import login as accounts
 from circus.server.api import (
     admin,
+    builders,
     builds,
     compare,
     evaluations,
@@ -39,7 +40,8 @@ from circus.server.hydra import badges
 from circus.server.hydra import routes as hydra
 
 API = (health, projects, jobsets, evaluations, builds, logs, setup, compare, products,
-       search, metrics, prometheus, admin, news, project_webhooks, notifications, openapi)
+       search, metrics, prometheus, admin, builders, news, project_webhooks, notifications,
+       openapi)
 ACCOUNTS = (accounts, users, apikeys, oauth, ldap)
 CACHE = (cache, channels)
 HYDRA = (badges, hydra)

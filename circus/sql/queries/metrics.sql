@@ -64,16 +64,12 @@ SELECT status, count(*) AS n FROM evaluations GROUP BY status;
 SELECT id, name FROM projects ORDER BY name;
 
 -- name: optional_tables_present
--- Channels and remote builders come with other areas' migrations: counted only when
--- their tables exist (a missing table would fail the whole scrape).
-SELECT to_regclass('channels') IS NOT NULL AS channels,
-       to_regclass('remote_builders') IS NOT NULL AS remote_builders;
+-- Channels come with another area's migration: counted only when their table exists (a
+-- missing table would fail the whole scrape).
+SELECT to_regclass('channels') IS NOT NULL AS channels;
 
 -- name: count_channels
 SELECT count(*) FROM channels;
-
--- name: count_remote_builders
-SELECT count(*) FROM remote_builders;
 
 -- name: system_counts
 -- Queue counts use the partial queue indexes; outcomes of the last day builds_finished_idx.
