@@ -22,7 +22,8 @@ usage() {
 
 # Debian packages each command needs, as "command:package".
 DEMO_TOOLS=(nix:nix-bin nix-store:nix-bin git:git curl:curl jq:jq)
-TEST_TOOLS=("${DEMO_TOOLS[@]}" chromium:chromium slapd:slapd ldapadd:ldap-utils npm:npm)
+TEST_TOOLS=("${DEMO_TOOLS[@]}" chromium:chromium slapd:slapd ldapadd:ldap-utils npm:npm
+            sshd:openssh-server ssh:openssh-client ip:iproute2 nsenter:util-linux)
 
 have() {
   # sshd lives in /usr/sbin, which a non-root PATH may lack.

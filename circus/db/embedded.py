@@ -54,6 +54,9 @@ DATABASE = "circus"
 class EmbeddedPostgres:
     data_dir: Path
     port: int = 5432
+    # PostgreSQL's listen_addresses besides the socket ("": the socket only); who may
+    # connect over TCP is pg_hba.conf's to say (the README has the lines).
+    listen: str = ""
 
     @property
     def socket_dir(self) -> Path:
@@ -109,7 +112,7 @@ class EmbeddedPostgres:
         self.socket_dir.mkdir(exist_ok=True)
         _hand_over(self.socket_dir)
         options = (
-            f"-h '' -k {self.socket_dir} -p {self.port} -c max_connections=300 "
+            f"-h '{self.listen}' -k {self.socket_dir} -p {self.port} -c max_connections=300 "
             "-c fsync=on -c shared_buffers=256MB"
         )
         log.info("starting embedded postgresql", data_dir=str(self.data_dir))
@@ -191,8 +194,8 @@ def _hand_over(path: Path) -> None:
             parent.chmod(mode | 0o001)
 
 
-def for_state_dir(state_dir: str | Path, port: int = 5432) -> EmbeddedPostgres:
-    return EmbeddedPostgres(Path(state_dir).resolve() / "postgres", port=port)
+def for_state_dir(state_dir: str | Path, port: int = 5432, listen: str = "") -> EmbeddedPostgres:
+    return EmbeddedPostgres(Path(state_dir).resolve() / "postgres", port=port, listen=listen)
 
 
 # The servers this process uses, each with its open `postgres.users` (a shared lock).

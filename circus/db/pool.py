@@ -19,7 +19,8 @@ def database_url(config: Config) -> str:
     stopped when the last process using it exits)."""
     if config.database.url:
         return config.database.url
-    return embedded.use(embedded.for_state_dir(config.state_dir))
+    return embedded.use(embedded.for_state_dir(config.state_dir, config.database.port,
+                                               config.database.listen))
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:

@@ -9,8 +9,8 @@ from circus.domain.errors import InvalidValue
 
 
 class BuildStatus(enum.IntEnum):
-    """How a finished build ended: Hydra's `buildstatus` codes (5 and 8 are unused by
-    Hydra too)."""
+    """How a finished build ended: Hydra's `buildstatus` codes (5 is unused by Hydra too;
+    its API document files 8, its source's "cached failure", under "*: failed")."""
 
     SUCCEEDED = 0
     FAILED = 1
@@ -19,6 +19,7 @@ class BuildStatus(enum.IntEnum):
     CANCELLED = 4
     FAILED_WITH_OUTPUT = 6
     TIMED_OUT = 7
+    CACHED_FAILURE = 8
     UNSUPPORTED = 9
     LOG_LIMIT_EXCEEDED = 10
     OUTPUT_LIMIT_EXCEEDED = 11

@@ -49,7 +49,8 @@ def _rows(batch: list[JobRecord]) -> Iterator[tuple[object, ...]]:
     for n, job in enumerate(batch):
         m = job.meta
         yield (n, job.attr, job.drv_path, job.name, job.system, m.description, m.license,
-               m.homepage, m.maintainers, m.timeout, m.max_silent, job.is_aggregate)
+               m.homepage, m.maintainers, m.timeout, m.max_silent, job.is_aggregate,
+               job.required_features)
 
 
 @attrs.define

@@ -27,6 +27,8 @@ class JobRecord:
     attr: str
     name: str = ""
     system: str = ""
+    # The derivation's requiredSystemFeatures: only a machine with them all builds it.
+    required_features: list[str] = attrs.Factory(list)
     drv_path: str = ""
     outputs: dict[str, str] = attrs.Factory(dict)
     meta: JobMeta = attrs.Factory(JobMeta)
@@ -44,6 +46,7 @@ def _converter() -> cattrs.Converter:
         JobMeta, conv, max_silent=override(rename="maxSilent")))
     conv.register_structure_hook(JobRecord, make_dict_structure_fn(
         JobRecord, conv, drv_path=override(rename="drvPath"),
+        required_features=override(rename="requiredSystemFeatures"),
         is_aggregate=override(rename="isAggregate"), attr_path=override(rename="attrPath")))
     return conv
 

@@ -80,11 +80,17 @@ class Reader:
         if kind is None:
             return
         fields = event.get("fields") or [""]
+        if self._same_remote_build(str(fields[0]), kind):
+            return  # the remote machine's own activity for the build the hook sent there
         step = Step(step_nr=len(self.steps) + 1, drv_path=str(fields[0]), kind=kind,
                     started_at=_now(), machine=str(fields[1]) if len(fields) > 1 else "")
         self.steps[event["id"]] = step
         if event.get("text"):
             self.on_line(event["text"])
+
+    def _same_remote_build(self, drv_path: str, kind: str) -> bool:
+        return any(s.drv_path == drv_path and s.kind == kind and s.machine
+                   and s.finished_at is None for s in self.steps.values())
 
     def _on_stop(self, event: dict[str, Any]) -> None:
         step = self.steps.get(event.get("id", -1))

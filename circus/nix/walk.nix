@@ -48,6 +48,7 @@ let
       attr = concatStringsSep "." attrPath;
       name = d.name;
       system = d.system;
+      requiredSystemFeatures = d.requiredSystemFeatures or [ ];
       drvPath = d.drvPath;
       outputs = listToAttrs (map (o: { name = o; value = d.${o}.outPath; })
         (d.outputs or [ "out" ]));

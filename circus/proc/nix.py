@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ async def run(*args: str, limit: float | None = None, check: bool = False,
 
 
 def build_argv(drv_path: str, timeout: int | None, max_silent: int | None,
-               max_log_size: int | None = None) -> list[str]:
-    args = ["build", "--no-link", "--json", "--log-format", "internal-json"]
+               max_log_size: int | None = None, extra: Sequence[str] = ()) -> list[str]:
+    args = ["build", "--no-link", "--json", "--log-format", "internal-json", *extra]
     if timeout:
         args += ["--timeout", str(timeout)]
     if max_silent:
@@ -49,13 +50,15 @@ def build_argv(drv_path: str, timeout: int | None, max_silent: int | None,
     return nix(*args, drv_path)
 
 
-async def build(argv: list[str], on_line: LineSink) -> NixResult:
-    """Run one `nix build`, streaming its log lines to `on_line`.
+async def build(argv: list[str], on_line: LineSink,
+                env: Mapping[str, str] | None = None) -> NixResult:
+    """Run one `nix build`, streaming its log lines to `on_line`; `env`: its whole
+    environment (None: ours).
 
     Cancelling the awaiting task stops Nix (and with it the builder) before re-raising.
     """
     reader = Reader(on_line)
-    done = await child.run(argv, name="nix build", on_stderr_line=reader.feed)
+    done = await child.run(argv, name="nix build", on_stderr_line=reader.feed, env=env)
     return result_of(done.returncode, done.stdout, reader)
 
 

@@ -18,6 +18,7 @@ from circus.nix.build import LineSink, NixResult
 from circus.nix.gcroots import GcRoots
 from circus.proc import nix
 from circus.proc.child import ChildError
+from circus.runner import remote
 from circus.runner.outcome import ClaimedBuild, Outcome
 from circus.runner.publish import Publisher
 
@@ -53,14 +54,22 @@ class NixBuilder:
         timeout = build.timeout or self.config.build_timeout
         # Nix enforces the limit itself where it may (a local store, a trusted user: a
         # daemon ignores the option from others), so the log is also counted here.
+        machine = build.machine
         argv = nix.build_argv(build.drv_path, timeout, build.max_silent,
-                              self.max_log_size or None)
+                              self.max_log_size or None,
+                              machine.build_flags() if machine else ())
+        env = machine.build_env() if machine else None
         counter = _LogCounter(on_line, self.max_log_size)
         try:
             async with asyncio.timeout(timeout + WALL_CLOCK_SLACK):
-                result = await _until_over(nix.build(argv, counter.line), counter)
+                result = await _until_over(nix.build(argv, counter.line, env), counter)
         except TimeoutError:
             return Outcome(BuildStatus.TIMED_OUT, f"nix did not finish within {timeout} s")
+        if (machine is not None and result is not None
+                and result.status == BuildStatus.FAILED
+                and remote.builder_failed(result.error or "")):
+            # The connection or the machine failed, not the build: another machine's turn.
+            result.status, result.infrastructure = BuildStatus.ABORTED, True
         if (result is None or result.status == BuildStatus.LOG_LIMIT_EXCEEDED
                 or counter.over.is_set()):
             return self._over_limit(build, on_line)

@@ -28,8 +28,10 @@ class Finisher:
     runner_id: str
     # Set when an outcome is handed over: its build no longer needs a worker slot.
     slot_freed: asyncio.Event | None = None
-    # Outcomes handed over and not yet recorded.
-    in_hand: int = 0
+    # queue_runner.failed_paths_cache: failed derivations are remembered.
+    remember_failures: bool = False
+    # The builds whose outcomes are handed over and not yet recorded.
+    in_hand: set[int] = attrs.Factory(set)
     _pending: list[tuple[Ending, asyncio.Future[bool]]] = attrs.Factory(list)
     _task: asyncio.Task[None] | None = None
 
@@ -40,13 +42,13 @@ class Finisher:
         self._pending.append((Ending(build, outcome, has_log), done))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="runner-finisher")
-        self.in_hand += 1
+        self.in_hand.add(build.id)
         if self.slot_freed is not None:
             self.slot_freed.set()
         try:
             return await done
         finally:
-            self.in_hand -= 1
+            self.in_hand.discard(build.id)
 
     async def _run(self) -> None:
         batch: list[tuple[Ending, asyncio.Future[bool]]] = []
@@ -63,7 +65,8 @@ class Finisher:
     async def _write(self, batch: list[tuple[Ending, asyncio.Future[bool]]]) -> None:
         try:
             recorded = await results.finish_many(self.pool, self.runner_id,
-                                                 [ending for ending, _ in batch])
+                                                 [ending for ending, _ in batch],
+                                                 self.remember_failures)
         except Exception as exc:
             if len(batch) > 1:
                 # One build's results must not sink the others: each on its own.

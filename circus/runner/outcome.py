@@ -8,6 +8,7 @@ import attrs
 
 from circus.nix.build import Step
 from circus.nix.products import Metric, Product
+from circus.runner.remote import Machine
 
 
 @attrs.define
@@ -22,11 +23,15 @@ class ClaimedBuild:
     max_silent: int | None = None
     is_aggregate: bool = False
     attempts: int = 1
+    # The build whose failure of the same derivation the failed-paths cache remembers.
+    failed_in: int | None = None
+    # The remote builder it runs on (None: this runner's own Nix).
+    machine: Machine | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> ClaimedBuild:
-        fields = {a.name for a in attrs.fields(cls)}
-        return cls(**{k: row[k] for k in fields})
+    def from_row(cls, row: Any, machine: Machine | None = None) -> ClaimedBuild:
+        fields = {a.name for a in attrs.fields(cls)} - {"machine"}
+        return cls(**{k: row[k] for k in fields}, machine=machine)
 
 
 @attrs.define

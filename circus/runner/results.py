@@ -19,17 +19,19 @@ class Ending:
     has_log: bool = True
 
 
-async def finish_many(pool: asyncpg.Pool, runner_id: str, endings: list[Ending]) -> set[int]:
+async def finish_many(pool: asyncpg.Pool, runner_id: str, endings: list[Ending],
+                      remember_failures: bool = False) -> set[int]:
     """Store these outcomes in one transaction, each only if its build is still ours
     (not cancelled, not reaped); returns the ids recorded. A recorded build gets its
-    results and folded log, and a failed one fails what waits on it."""
+    results and folded log, and a failed one fails what waits on it (and, with
+    `remember_failures`, is in the failed-paths cache)."""
     ordered = sorted(endings, key=lambda e: e.build.id)  # row locks in one order
     async with pool.acquire() as conn:
         if all(_bare(e) for e in ordered):
             # Nothing else to write: the one statement is its own transaction.
-            return await _finish_rows(conn, runner_id, ordered)
+            return await _finish_rows(conn, runner_id, ordered, remember_failures)
         async with conn.transaction():
-            recorded = await _finish_rows(conn, runner_id, ordered)
+            recorded = await _finish_rows(conn, runner_id, ordered, remember_failures)
             for ending in ordered:
                 if ending.build.id in recorded:
                     await _record_rest(conn, ending)
@@ -42,11 +44,11 @@ def _bare(ending: Ending) -> bool:
         outcome.outputs or outcome.steps or outcome.products or outcome.metrics)
 
 
-async def _finish_rows(conn: asyncpg.Connection, runner_id: str,
-                       endings: list[Ending]) -> set[int]:
+async def _finish_rows(conn: asyncpg.Connection, runner_id: str, endings: list[Ending],
+                       remember_failures: bool) -> set[int]:
     return await results.finish(conn, runner_id, [e.build.id for e in endings],
                                 [e.outcome.status for e in endings],
-                                [e.outcome.error for e in endings])
+                                [e.outcome.error for e in endings], remember_failures)
 
 
 async def _record_rest(conn: asyncpg.Connection, ending: Ending) -> None:

@@ -26,22 +26,26 @@ from structlog.typing import FilteringBoundLogger
 from circus.app.config import QueueRunnerConfig
 from circus.app.context import Context
 from circus.db.bus import BUILD_CHANGED, BUILDS_QUEUED, RECONNECTED, Subscription
+from circus.domain.bus import BUILDERS_CHANGED
 from circus.domain.errors import TaskFailed
 from circus.nix.gcroots import GcRoots
 from circus.notify import retry_queue as notification_queue
-from circus.runner import expiry, lease, worker
+from circus.runner import expiry, lease, remote, worker
 from circus.runner.builders import Builder, NixBuilder
 from circus.runner.finisher import Finisher
 from circus.runner.outcome import ClaimedBuild
 from circus.runner.publish import Publisher
-from circus.runner.systems import supported_systems
+from circus.runner.systems import local_features, supported_systems
 from circus.store import build_queue as queue
+from circus.store import dispatch
 
 log = structlog.get_logger(__name__)
 
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # How long notifications about our running builds are gathered before one check.
 CHECK_WINDOW = 0.05
+# How often builders are looked at for a due probe (a back-off ending, the interval over).
+PROBE_TICK = 2.0
 
 SideTask = Callable[[], Coroutine[Any, Any, None]]
 
@@ -65,7 +69,8 @@ async def serve(ctx: Context, builder: Builder, extra: Mapping[str, SideTask] | 
     """Run the queue with any builder (the benchmarks pass a no-op one); `extra` side
     tasks run and are watched like the runner's own."""
     systems = await supported_systems(ctx.config.queue_runner.systems)
-    await Runner(ctx, builder, systems, dict(extra or {})).run()
+    features = await local_features()
+    await Runner(ctx, builder, systems, features, dict(extra or {})).run()
 
 
 @attrs.define(eq=False)
@@ -73,8 +78,13 @@ class Runner:
     ctx: Context
     builder: Builder
     systems: list[str]
+    # The system features of this runner's own Nix (a build requiring others goes to a
+    # remote builder that has them).
+    features: list[str]
     extra: dict[str, SideTask] = attrs.Factory(dict)
     running: dict[int, asyncio.Task[None]] = attrs.Factory(dict)
+    # The running builds that run on a remote builder: they take none of `workers`.
+    remote: set[int] = attrs.Factory(set)
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
     _background: set[asyncio.Task[object]] = attrs.Factory(set)
     _finisher: Finisher = attrs.field(init=False)
@@ -82,7 +92,8 @@ class Runner:
     _failure: TaskFailed | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
-        self._finisher = Finisher(self.ctx.pool, self.ctx.instance, slot_freed=self.wake)
+        self._finisher = Finisher(self.ctx.pool, self.ctx.instance, slot_freed=self.wake,
+                                  remember_failures=self.cfg.failed_paths_cache)
         self._build_log = worker.resolved_log()
 
     @property
@@ -112,6 +123,7 @@ class Runner:
             ("runner-heartbeat", self._every(self.cfg.lease_seconds / 3, self._heartbeat)),
             ("runner-maintain", self._every(self.cfg.lease_seconds, self._maintain_once)),
             ("runner-stop", self._wake_on_stop()),
+            ("runner-probes", self._probe_builders()),
         ]
         return own + [(name, start()) for name, start in self.extra.items()]
 
@@ -145,31 +157,57 @@ class Runner:
                 await asyncio.wait_for(self.wake.wait(), self.cfg.poll_interval)
 
     async def _fill(self) -> None:
-        while (free := self.cfg.workers - self._busy()) > 0 \
-                and not self._stopping():
+        """Remote builders first, each for as many builds as it has free slots, in the
+        order of the scheduling strategy; then this runner's own workers."""
+        while not self._stopping():
+            claimed = await self._fill_remote()
+            free = self.cfg.workers - self._busy()
+            if free <= 0:
+                return
             async with self.ctx.pool.acquire() as conn:
                 rows = await queue.claim(conn, self.ctx.instance, self.systems,
-                                         float(self.cfg.lease_seconds), free)
+                                         float(self.cfg.lease_seconds), free, None,
+                                         self.features, (), self._failed_paths_ttl)
             for row in rows:
                 self._start(ClaimedBuild.from_row(row))
-            if len(rows) < free:
+            if len(rows) < free and not claimed:
                 return
 
+    async def _fill_remote(self) -> int:
+        cfg, claimed = self.cfg, 0
+        builders = await dispatch.dispatchable(self.ctx.pool, cfg.psi_threshold,
+                                               cfg.scheduling_strategy)
+        for row in builders:
+            rows = await dispatch.claim_for_builder(
+                self.ctx.pool, self.ctx.instance, row, float(cfg.lease_seconds),
+                row["free"], self._failed_paths_ttl)
+            machine = remote.Machine.from_row(row)
+            for build in rows:
+                self.remote.add(build["id"])
+                self._start(ClaimedBuild.from_row(build, machine))
+            claimed += len(rows)
+        return claimed
+
+    @property
+    def _failed_paths_ttl(self) -> float | None:
+        return float(self.cfg.failed_paths_ttl) if self.cfg.failed_paths_cache else None
+
     def _busy(self) -> int:
-        """Worker slots in use: a build whose outcome waits to be recorded needs none, so
-        the next claim overlaps that write."""
-        return len(self.running) - self._finisher.in_hand
+        """Worker slots in use by local builds: a build whose outcome waits to be recorded
+        needs none, so the next claim overlaps that write."""
+        return len(self.running.keys() - self.remote - self._finisher.in_hand)
 
     def _start(self, build: ClaimedBuild) -> None:
         task = asyncio.create_task(
-            worker.execute(self.ctx.pool, self._finisher, self.builder, build, self._build_log,
-                           self.cfg.infrastructure_retries),
+            worker.execute(self.ctx.pool, self._finisher, self.builder, build, self.cfg,
+                           self._build_log),
             name=f"build-{build.id}")
         self.running[build.id] = task
         task.add_done_callback(lambda t: self._done(build.id, t))
 
     def _done(self, build_id: int, task: asyncio.Task[None]) -> None:
         self.running.pop(build_id, None)
+        self.remote.discard(build_id)
         self.wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("build worker failed; handing the build back", build_id=build_id,
@@ -228,7 +266,8 @@ class Runner:
         if reaped:
             log.info("returned builds with expired leases to the queue", builds=reaped)
         if self.cfg.unsupported_timeout:
-            failed = await lease.fail_unsupported(self.ctx.pool, self.systems,
+            systems = [*self.systems, *await dispatch.known_systems(self.ctx.pool)]
+            failed = await lease.fail_unsupported(self.ctx.pool, systems,
                                                   self.cfg.unsupported_timeout)
             if failed:
                 log.info("finished builds no runner supports as unsupported", builds=failed)
@@ -241,6 +280,18 @@ class Runner:
             except DB_ERRORS as exc:
                 log.error("periodic runner task failed; will retry", task=step.__name__,
                           error=str(exc))
+
+    async def _probe_builders(self) -> None:
+        """Probes remote builders: new and changed ones at once (their notification),
+        the others every builder_probe_interval, a disabled one when its back-off ends."""
+        log.info("probing remote builders", interval=self.cfg.builder_probe_interval)
+        with self.ctx.bus.subscribe(BUILDERS_CHANGED) as sub:
+            while True:
+                try:
+                    await remote.probe_due(self.ctx.pool, self.cfg)
+                except DB_ERRORS as exc:
+                    log.error("probing remote builders failed; will retry", error=str(exc))
+                await sub.wait(timeout=PROBE_TICK)
 
     async def _wake_on_stop(self) -> None:
         await self.ctx.stopping.wait()

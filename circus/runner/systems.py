@@ -14,3 +14,9 @@ async def host_systems() -> list[str]:
 
 async def supported_systems(configured: list[str]) -> list[str]:
     return list(configured) if configured else await host_systems()
+
+
+async def local_features() -> list[str]:
+    """Nix's `system-features` here: what a build may require to run on this runner."""
+    settings = await nix.show_config()
+    return list(settings.get("system-features", {}).get("value") or [])

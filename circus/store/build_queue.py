@@ -32,10 +32,17 @@ async def running(conn: Conn) -> list[asyncpg.Record]:
 
 
 async def claim(conn: Conn, runner_id: str, systems: Sequence[str], lease_seconds: float,
-                limit: int) -> list[asyncpg.Record]:
+                limit: int, builder_id: int | None = None,
+                features: Sequence[str] | None = None, mandatory: Sequence[str] = (),
+                failed_paths_ttl: float | None = None) -> list[asyncpg.Record]:
     """Up to `limit` queued builds of these systems whose dependencies have succeeded,
-    now running under `runner_id` with a lease of `lease_seconds`."""
-    return list(await conn.fetch(Q.queue_claim, runner_id, systems, lease_seconds, limit))
+    each jobset its fair share, now running under `runner_id` with a lease of
+    `lease_seconds`, on builder `builder_id` (None: the runner itself). Only builds whose
+    required features are within `features` (None: any) and that require every
+    `mandatory` one. Each row's `failed_in` names the build whose failure of the same
+    derivation is younger than `failed_paths_ttl` seconds."""
+    return list(await conn.fetch(Q.queue_claim, runner_id, systems, lease_seconds, limit,
+                                 builder_id, features, list(mandatory), failed_paths_ttl))
 
 
 async def renew(conn: Conn, runner_id: str, build_ids: Sequence[int],

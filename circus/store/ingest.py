@@ -17,7 +17,7 @@ from circus.db.queries import Q
 
 STAGING_COLUMNS = (
     "n", "job", "drv_path", "nix_name", "system", "description", "license", "homepage",
-    "maintainers", "timeout", "max_silent", "is_aggregate",
+    "maintainers", "timeout", "max_silent", "is_aggregate", "required_features",
 )
 
 

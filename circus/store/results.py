@@ -13,10 +13,13 @@ from circus.db.queries import Q
 
 
 async def finish(conn: asyncpg.Connection, runner_id: str, build_ids: Sequence[int],
-                 statuses: Sequence[int], errors: Sequence[str | None]) -> set[int]:
+                 statuses: Sequence[int], errors: Sequence[str | None],
+                 remember_failures: bool = False) -> set[int]:
     """Each build finished with its status and error, if it still runs under
-    `runner_id`; the ids finished."""
-    rows = await conn.fetch(Q.build_finish_if_ours, runner_id, build_ids, statuses, errors)
+    `runner_id`; the ids finished. `remember_failures`: failed derivations go into the
+    failed-paths cache."""
+    rows = await conn.fetch(Q.build_finish_if_ours, runner_id, build_ids, statuses, errors,
+                            remember_failures)
     return {row["id"] for row in rows}
 
 

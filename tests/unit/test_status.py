@@ -14,8 +14,8 @@ from circus.domain.status import BuildState, BuildStatus
 # Hydra's numbers as its API document lists them (Hydra's source also has 12, "not
 # deterministic", which Circus does not define).
 HYDRA = {0: "SUCCEEDED", 1: "FAILED", 2: "DEP_FAILED", 3: "ABORTED", 4: "CANCELLED",
-         6: "FAILED_WITH_OUTPUT", 7: "TIMED_OUT", 9: "UNSUPPORTED", 10: "LOG_LIMIT_EXCEEDED",
-         11: "OUTPUT_LIMIT_EXCEEDED"}
+         6: "FAILED_WITH_OUTPUT", 7: "TIMED_OUT", 8: "CACHED_FAILURE", 9: "UNSUPPORTED",
+         10: "LOG_LIMIT_EXCEEDED", 11: "OUTPUT_LIMIT_EXCEEDED"}
 
 
 def test_the_codes_are_hydras_numbers() -> None:
@@ -25,7 +25,7 @@ def test_the_codes_are_hydras_numbers() -> None:
     assert {7: "row"}[BuildStatus.TIMED_OUT] == "row"
 
 
-@pytest.mark.parametrize("unused", [5, 8])
+@pytest.mark.parametrize("unused", [5, 12])
 def test_codes_hydra_does_not_give_builds_are_not_statuses(unused: int) -> None:
     with pytest.raises(ValueError):
         BuildStatus(unused)
@@ -34,7 +34,8 @@ def test_codes_hydra_does_not_give_builds_are_not_statuses(unused: int) -> None:
 def test_labels() -> None:
     assert status.CODE_NAMES == {
         0: "succeeded", 1: "failed", 2: "dependency-failed", 3: "aborted", 4: "cancelled",
-        6: "failed-with-output", 7: "timed-out", 9: "unsupported", 10: "log-limit-exceeded",
+        6: "failed-with-output", 7: "timed-out", 8: "cached-failure", 9: "unsupported",
+        10: "log-limit-exceeded",
         11: "output-limit-exceeded"}
     assert BuildStatus.DEP_FAILED.label == "dependency-failed"
     assert status.MAX_CODE == 11

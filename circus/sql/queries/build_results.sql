@@ -3,7 +3,8 @@
 
 -- name: build_finish_if_ours
 -- Builds $2 with statuses $3 and errors $4, but only those still running under runner $1:
--- a cancelled or reaped build stays as it is. Returns the ids finished here. On success,
+-- a cancelled or reaped build stays as it is. Returns the ids finished here; with $5 a
+-- failed derivation is remembered in failed_paths. On success,
 -- runners hear of dependents that became ready. (CTEs share one snapshot, so the readiness
 -- check treats the builds this statement finishes successfully as finished by hand.)
 WITH outcome AS (
@@ -14,7 +15,14 @@ WITH outcome AS (
            finished_at = now(), lease_expires_at = NULL, updated_at = now()
       FROM outcome o
      WHERE b.id = o.id AND b.state = 'running' AND b.runner_id = $1
- RETURNING b.id, b.buildstatus
+ RETURNING b.id, b.buildstatus, b.drv_path, b.is_aggregate
+), remembered AS (
+    -- The failed-paths cache ($5): a derivation that failed is not built again soon.
+    INSERT INTO failed_paths (drv_path, build_id, status)
+    SELECT drv_path, id, buildstatus FROM done
+     WHERE $5::boolean AND buildstatus = 1 AND NOT is_aggregate
+    ON CONFLICT (drv_path) DO UPDATE
+       SET build_id = excluded.build_id, status = excluded.status, failed_at = now()
 ), succeeded AS (
     SELECT id FROM done WHERE buildstatus = 0
 ), ready AS (

@@ -336,16 +336,24 @@ RETURNING b.id, pg_notify('circus_build_changed', b.id::text) AS notified;
 
 -- name: builds_restart
 -- Finished builds queued again; $2: the buildstatus codes that may be restarted (NULL:
--- any). Run with builds_clear_results in one transaction.
-UPDATE builds
-   SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
-       lease_expires_at = NULL, started_at = NULL, finished_at = NULL, attempts = 0,
-       log_size = 0, signature = NULL, updated_at = now()
- WHERE id = ANY($1::bigint[]) AND state = 'finished'
-   AND ($2::smallint[] IS NULL OR buildstatus = ANY($2::smallint[]))
-RETURNING id,
-          pg_notify('circus_build_changed', id::text) AS changed,
-          pg_notify('circus_builds_queued', '1') AS queued;
+-- any). Run with builds_clear_results in one transaction. A restart is asked to build
+-- again, so the failed-paths cache forgets their derivations.
+WITH restarted AS (
+    UPDATE builds
+       SET state = 'queued', buildstatus = NULL, error_message = NULL, runner_id = NULL,
+           builder_id = NULL, lease_expires_at = NULL, started_at = NULL,
+           finished_at = NULL, attempts = 0, log_size = 0, signature = NULL,
+           updated_at = now()
+     WHERE id = ANY($1::bigint[]) AND state = 'finished'
+       AND ($2::smallint[] IS NULL OR buildstatus = ANY($2::smallint[]))
+ RETURNING id, drv_path
+), forgotten AS (
+    DELETE FROM failed_paths f USING restarted r WHERE f.drv_path = r.drv_path
+)
+SELECT id,
+       pg_notify('circus_build_changed', id::text) AS changed,
+       pg_notify('circus_builds_queued', '1') AS queued
+  FROM restarted;
 
 -- name: builds_clear_results
 -- What finished builds left behind.

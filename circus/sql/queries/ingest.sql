@@ -16,7 +16,8 @@ CREATE TEMP TABLE evaluator_jobs (
     maintainers    text NOT NULL,
     timeout        integer,
     max_silent     integer,
-    is_aggregate   boolean NOT NULL
+    is_aggregate   boolean NOT NULL,
+    required_features text[] NOT NULL
 ) ON COMMIT DROP;
 CREATE TEMP TABLE evaluator_job_builds (
     n              integer NOT NULL,
@@ -50,9 +51,10 @@ SELECT $1, $2, 'running', $3, $4, $5, $6, j.trigger_delivery FROM jobsets j WHER
 -- reused ones and `ins` the new ones.
 WITH ins AS (
     INSERT INTO builds (jobset_id, project_id, job, drv_path, nix_name, system, description,
-                        license, homepage, maintainers, timeout, max_silent, is_aggregate)
+                        license, homepage, maintainers, timeout, max_silent, is_aggregate,
+                        required_features)
     SELECT $1, $2, job, drv_path, nix_name, system, description, license, homepage,
-           maintainers, timeout, max_silent, is_aggregate
+           maintainers, timeout, max_silent, is_aggregate, required_features
       FROM evaluator_jobs
      ORDER BY job, drv_path  -- key order: the unique index is filled page by page
     ON CONFLICT (jobset_id, job, drv_path) DO NOTHING

@@ -1,32 +1,73 @@
 -- The build queue as runners see it: claim, keep the lease, give back.
 
 -- name: queue_claim
--- Up to $4 ready builds for runner $1 (systems $2, lease $3 seconds): queued, every
--- dependency finished; marked running under a lease. A previous attempt's log is dropped.
-WITH next AS (
+-- Up to $4 ready builds for runner $1 (systems $2, lease $3 seconds) to run on builder $5
+-- (NULL: the runner itself), whose features are $6 (mandatory ones $7): queued, every
+-- dependency finished, marked running under a lease. A previous attempt's log is dropped.
+-- Fair: after the global priority (bump), each jobset's n-th next build weighs
+-- (its use + n) / scheduling_shares, its use being the builds it started in the last ten
+-- minutes (counted up to 1 000, so the count stays cheap) and those still running; the
+-- lightest goes first. So a jobset with 10 000 queued builds takes turns with one with
+-- 10, and one with 300 shares gets three turns to another's one with 100. Only the first
+-- $4 of each jobset's queue are ranked (builds_jobset_queue_idx), so a long queue costs
+-- no more than a short one.
+-- `failed_in`: the build whose failure of the same derivation is younger than $8 seconds
+-- (NULL $8: the failed-paths cache is off).
+WITH shares AS (
+    SELECT j.id AS jobset_id, j.scheduling_shares AS shares,
+           (SELECT count(*) FROM (SELECT 1 FROM builds r
+                                   WHERE r.jobset_id = j.id
+                                     AND r.started_at > now() - interval '10 minutes'
+                                   LIMIT 1000) recent)
+           + (SELECT count(*) FROM builds r
+               WHERE r.jobset_id = j.id AND r.state = 'running') AS used
+      FROM jobsets j
+     WHERE EXISTS (SELECT 1 FROM builds q WHERE q.jobset_id = j.id AND q.state = 'queued')
+), candidates AS (
+    SELECT c.id, c.global_priority, c.priority,
+           (s.used + row_number() OVER (
+                PARTITION BY s.jobset_id
+                ORDER BY c.global_priority DESC, c.priority DESC, c.id))::float8
+           / s.shares AS share_use
+      FROM shares s
+     CROSS JOIN LATERAL (
+           SELECT b.id, b.global_priority, b.priority
+             FROM builds b
+            WHERE b.jobset_id = s.jobset_id AND b.state = 'queued'
+              AND b.system = ANY($2::text[])
+              AND ($6::text[] IS NULL OR b.required_features <@ $6::text[])
+              AND $7::text[] <@ b.required_features
+              AND NOT EXISTS (
+                  SELECT 1 FROM build_dependencies d JOIN builds dep ON dep.id = d.dependency_id
+                   WHERE d.build_id = b.id AND dep.state <> 'finished')
+            ORDER BY b.global_priority DESC, b.priority DESC, b.id
+            LIMIT $4) c
+), next AS (
     SELECT b.id
-      FROM builds b
+      FROM builds b JOIN candidates c ON c.id = b.id
      WHERE b.state = 'queued'
-       AND b.system = ANY($2::text[])
-       AND NOT EXISTS (
-           SELECT 1 FROM build_dependencies d JOIN builds dep ON dep.id = d.dependency_id
-            WHERE d.build_id = b.id AND dep.state <> 'finished')
-     ORDER BY b.global_priority DESC, b.priority DESC, b.id
+     ORDER BY c.global_priority DESC, c.share_use, c.priority DESC, c.id
      LIMIT $4
        FOR UPDATE OF b SKIP LOCKED
 ), claimed AS (
     UPDATE builds b
-       SET state = 'running', runner_id = $1,
+       SET state = 'running', runner_id = $1, builder_id = $5,
            lease_expires_at = now() + make_interval(secs => $3::double precision),
            started_at = now(), attempts = b.attempts + 1, updated_at = now()
       FROM next, jobsets j, projects p
      WHERE b.id = next.id AND j.id = b.jobset_id AND p.id = b.project_id
  RETURNING b.id, b.job, b.drv_path, b.system, b.timeout, b.max_silent, b.is_aggregate,
-           b.attempts, j.name AS jobset, p.name AS project
+           b.attempts, b.builder_id, j.name AS jobset, p.name AS project
 ), cleared AS (
     DELETE FROM build_log_chunks c USING claimed WHERE c.build_id = claimed.id
 )
-SELECT claimed.*, pg_notify('circus_build_changed', claimed.id::text) FROM claimed;
+SELECT claimed.*,
+       (SELECT f.build_id FROM failed_paths f
+         WHERE f.drv_path = claimed.drv_path AND $8::double precision IS NOT NULL
+           AND f.failed_at > now() - make_interval(secs => $8::double precision))
+       AS failed_in,
+       pg_notify('circus_build_changed', claimed.id::text)
+  FROM claimed;
 
 -- name: queue_heartbeat
 -- Renew runner $1's leases on builds $2; the ids not returned are no longer ours.
@@ -45,8 +86,8 @@ SELECT id FROM unnest($2::bigint[]) AS ids(id)
 -- Builds whose runner stopped renewing its lease go back to the queue.
 WITH reaped AS (
     UPDATE builds
-       SET state = 'queued', runner_id = NULL, lease_expires_at = NULL, started_at = NULL,
-           updated_at = now()
+       SET state = 'queued', runner_id = NULL, builder_id = NULL, lease_expires_at = NULL,
+           started_at = NULL, updated_at = now()
      WHERE state = 'running' AND lease_expires_at < now()
  RETURNING id
 )
@@ -58,8 +99,8 @@ SELECT id, pg_notify('circus_build_changed', id::text),
 -- Runner $1 stops without finishing builds $2: they are queued again for anyone.
 WITH returned AS (
     UPDATE builds
-       SET state = 'queued', runner_id = NULL, lease_expires_at = NULL, started_at = NULL,
-           updated_at = now()
+       SET state = 'queued', runner_id = NULL, builder_id = NULL, lease_expires_at = NULL,
+           started_at = NULL, updated_at = now()
      WHERE id = ANY($2::bigint[]) AND state = 'running' AND runner_id = $1
  RETURNING id
 ), cleared AS (
