@@ -25,6 +25,7 @@ from circus.db.bus import Bus
 from circus.db.pool import init_connection
 from circus.server.http.app import init_app
 from tests.helpers.api import insert_keys
+from tests.helpers.hosts import Network
 from tests.helpers.repos import commit_files, git
 from tests.helpers.suite import NIX_CONF_DIR, NIX_CONFIG, TEMPLATE, free_port
 
@@ -141,3 +142,11 @@ def make_repo(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
         return repo
 
     return make
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    """Hosts for one test: network namespaces with their own sshd and Nix store
+    (tests/helpers/hosts.py), all removed afterwards."""
+    with Network(tmp_path / "hosts") as net:
+        yield net
