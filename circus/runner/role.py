@@ -85,6 +85,9 @@ class Runner:
     running: dict[int, asyncio.Task[None]] = attrs.Factory(dict)
     # The running builds that run on a remote builder: they take none of `workers`.
     remote: set[int] = attrs.Factory(set)
+    # Whether any builder is enabled (kept by the probe loop), so a runner without
+    # builders spends no query per claim on them.
+    has_builders: bool = True
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
     _background: set[asyncio.Task[object]] = attrs.Factory(set)
     _finisher: Finisher = attrs.field(init=False)
@@ -175,6 +178,8 @@ class Runner:
 
     async def _fill_remote(self) -> int:
         cfg, claimed = self.cfg, 0
+        if not self.has_builders:
+            return 0
         builders = await dispatch.dispatchable(self.ctx.pool, cfg.psi_threshold,
                                                cfg.scheduling_strategy)
         for row in builders:
@@ -288,6 +293,7 @@ class Runner:
         with self.ctx.bus.subscribe(BUILDERS_CHANGED) as sub:
             while True:
                 try:
+                    self.has_builders = bool(await dispatch.known_systems(self.ctx.pool))
                     await remote.probe_due(self.ctx.pool, self.cfg)
                 except DB_ERRORS as exc:
                     log.error("probing remote builders failed; will retry", error=str(exc))

@@ -5,7 +5,7 @@
 -- (NULL: the runner itself), whose features are $6 (mandatory ones $7): queued, every
 -- dependency finished, marked running under a lease. A previous attempt's log is dropped.
 -- Fair: after the global priority (bump), each jobset's n-th next build weighs
--- (its use + n) / scheduling_shares, its use being the builds it started in the last ten
+-- (its use + n) / scheduling_shares, its use being the builds it started in the last five
 -- minutes (counted up to 1 000, so the count stays cheap) and those still running; the
 -- lightest goes first. So a jobset with 10 000 queued builds takes turns with one with
 -- 10, and one with 300 shares gets three turns to another's one with 100. Only the first
@@ -13,27 +13,15 @@
 -- no more than a short one.
 -- `failed_in`: the build whose failure of the same derivation is younger than $8 seconds
 -- (NULL $8: the failed-paths cache is off).
-WITH shares AS (
-    SELECT j.id AS jobset_id, j.scheduling_shares AS shares,
-           (SELECT count(*) FROM (SELECT 1 FROM builds r
-                                   WHERE r.jobset_id = j.id
-                                     AND r.started_at > now() - interval '10 minutes'
-                                   LIMIT 1000) recent)
-           + (SELECT count(*) FROM builds r
-               WHERE r.jobset_id = j.id AND r.state = 'running') AS used
+WITH candidates AS MATERIALIZED (
+    -- A jobset with nothing ready gives no row. (No EXISTS probe of the queue index
+    -- first: an index-only scan would walk every claimed build's dead entry each time.)
+    SELECT c.*, j.id AS jobset_id, j.scheduling_shares AS shares
       FROM jobsets j
-     WHERE EXISTS (SELECT 1 FROM builds q WHERE q.jobset_id = j.id AND q.state = 'queued')
-), candidates AS (
-    SELECT c.id, c.global_priority, c.priority,
-           (s.used + row_number() OVER (
-                PARTITION BY s.jobset_id
-                ORDER BY c.global_priority DESC, c.priority DESC, c.id))::float8
-           / s.shares AS share_use
-      FROM shares s
      CROSS JOIN LATERAL (
            SELECT b.id, b.global_priority, b.priority
              FROM builds b
-            WHERE b.jobset_id = s.jobset_id AND b.state = 'queued'
+            WHERE b.jobset_id = j.id AND b.state = 'queued'
               AND b.system = ANY($2::text[])
               AND ($6::text[] IS NULL OR b.required_features <@ $6::text[])
               AND $7::text[] <@ b.required_features
@@ -42,9 +30,26 @@ WITH shares AS (
                    WHERE d.build_id = b.id AND dep.state <> 'finished')
             ORDER BY b.global_priority DESC, b.priority DESC, b.id
             LIMIT $4) c
+), used AS MATERIALIZED (  -- once per jobset with candidates
+    SELECT s.jobset_id, s.shares,
+           (SELECT count(*) FROM (SELECT 1 FROM builds r
+                                   WHERE r.jobset_id = s.jobset_id
+                                     AND r.started_at > now() - interval '5 minutes'
+                                   ORDER BY r.started_at DESC
+                                   LIMIT 1000) recent)
+           + (SELECT count(*) FROM builds r
+               WHERE r.jobset_id = s.jobset_id AND r.state = 'running') AS used
+      FROM (SELECT DISTINCT jobset_id, shares FROM candidates) s
+), ranked AS (
+    SELECT c.id, c.global_priority, c.priority,
+           (u.used + row_number() OVER (
+                PARTITION BY c.jobset_id
+                ORDER BY c.global_priority DESC, c.priority DESC, c.id))::float8
+           / u.shares AS share_use
+      FROM candidates c JOIN used u ON u.jobset_id = c.jobset_id
 ), next AS (
     SELECT b.id
-      FROM builds b JOIN candidates c ON c.id = b.id
+      FROM builds b JOIN ranked c ON c.id = b.id
      WHERE b.state = 'queued'
      ORDER BY c.global_priority DESC, c.share_use, c.priority DESC, c.id
      LIMIT $4
