@@ -20,11 +20,11 @@ Fields: TypeAlias = tuple[Any, ...]
 async def listing(conn: Conn) -> list[asyncpg.Record]:
     """Every builder by name, with `slots_in_use` (its running builds) and `active`
     (enabled, up and not backing off)."""
-    return list(await conn.fetch(Q.builders_list))
+    return list(await conn.fetch(Q.builders_list, None))
 
 
 async def get(conn: Conn, builder_id: int) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(Q.builder_by_id, builder_id)
+    row: asyncpg.Record | None = await conn.fetchrow(Q.builders_list, builder_id)
     return row
 
 

@@ -8,8 +8,9 @@
 -- $8 ssh_key_file, $9 public_host_key, $10 enabled.
 
 -- name: builders_list
--- With the slots in use (its running builds: the partial index builds_builder_idx) and
--- whether it gets builds now (enabled, up, past its back-off).
+-- Builder $1, or every builder when $1 is NULL; with the slots in use (its running
+-- builds: the partial index builds_builder_idx) and whether it gets builds now (enabled,
+-- up, past its back-off).
 SELECT b.id, b.name, b.ssh_uri, b.systems, b.max_jobs, b.speed_factor,
        b.supported_features, b.mandatory_features, b.ssh_key_file, b.public_host_key,
        b.enabled, b.declarative, b.health, b.consecutive_failures, b.disabled_until,
@@ -20,20 +21,8 @@ SELECT b.id, b.name, b.ssh_uri, b.systems, b.max_jobs, b.speed_factor,
        (b.enabled AND b.health = 'up'
         AND (b.disabled_until IS NULL OR b.disabled_until <= now())) AS active
   FROM builders b
+ WHERE $1::bigint IS NULL OR b.id = $1
  ORDER BY b.name;
-
--- name: builder_by_id
-SELECT b.id, b.name, b.ssh_uri, b.systems, b.max_jobs, b.speed_factor,
-       b.supported_features, b.mandatory_features, b.ssh_key_file, b.public_host_key,
-       b.enabled, b.declarative, b.health, b.consecutive_failures, b.disabled_until,
-       b.last_error, b.last_failure_at, b.last_success_at, b.last_probe_at, b.psi_cpu,
-       b.psi_memory, b.last_dispatched_at, b.created_at, b.updated_at,
-       (SELECT count(*) FROM builds r WHERE r.state = 'running' AND r.builder_id = b.id)
-           AS slots_in_use,
-       (b.enabled AND b.health = 'up'
-        AND (b.disabled_until IS NULL OR b.disabled_until <= now())) AS active
-  FROM builders b
- WHERE b.id = $1;
 
 -- name: builder_create
 -- No row when the name is taken.

@@ -53,7 +53,8 @@ SELECT * FROM builders
 
 -- name: builder_healthy
 -- Builder $1 answered (a probe, $2 with its pressure $3/$4, or a build): up again, its
--- failures forgotten. When it was not up, runners hear there is room for builds.
+-- failures forgotten. When it was not up, runners hear there is room for builds. A
+-- build on a builder that is up already writes nothing.
 WITH before AS (SELECT health FROM builders WHERE id = $1),
 changed AS (
     UPDATE builders
@@ -62,7 +63,7 @@ changed AS (
            last_probe_at = CASE WHEN $2 THEN now() ELSE last_probe_at END,
            psi_cpu = CASE WHEN $2 THEN $3 ELSE psi_cpu END,
            psi_memory = CASE WHEN $2 THEN $4 ELSE psi_memory END
-     WHERE id = $1
+     WHERE id = $1 AND ($2 OR health <> 'up' OR consecutive_failures > 0)
  RETURNING id
 )
 SELECT changed.id, pg_notify('circus_builders_changed', changed.id::text),
