@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from circus.app.context import Context
 from circus.db.bus import EVAL_CHANGED, Bus
-from circus.evaluator import evaljobs, jobs, role, workers
+from circus.evaluator import evaljobs, evaluate, jobs, role, workers
+from circus.evaluator.jobs import JobRecord
 from circus.evaluator.nixeval import Target
 from circus.nix import drv
 from tests.helpers.evaluator import create_jobset, evaluate_now
@@ -169,6 +170,36 @@ async def test_flake_jobset_becomes_builds_with_deps_aggregates_and_errors(
         "src", "git", str(repo), commit)
     jobset = await ctx.pool.fetchrow("SELECT * FROM jobsets WHERE id = $1", jobset_id)
     assert jobset["trigger_time"] is None and jobset["last_checked_at"] is not None
+
+
+async def test_a_job_in_a_later_batch_than_its_dependent_is_still_its_nearest(
+        make_repo: Callable, make_ctx: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Workers deliver jobs in any order: here c comes alone before b, so c's closure walk
+    # passes b (no job yet) and reaches a; b's own batch must replace c -> a by c -> b.
+    order = {"a": 0, "c": 1, "b": 2}
+    pending: list[JobRecord] | None = None
+
+    async def one_by_one(queue: asyncio.Queue) -> list[JobRecord]:
+        nonlocal pending
+        if pending is None:
+            pending = []
+            while (item := await queue.get()) is not None:
+                pending.append(item)
+            pending.sort(key=lambda j: order.get(j.attr, 9))
+        return [pending.pop(0)] if pending else []
+
+    monkeypatch.setattr(evaluate, "_next_batch", one_by_one)
+    repo = make_repo({"flake.nix": flake_text()})
+    ctx = make_ctx()
+    evaluation = await evaluate_now(ctx, await create_jobset(ctx.pool, repo))
+    assert evaluation["status"] == "succeeded", evaluation["error_message"]
+    builds = await builds_by_job(ctx.pool, evaluation["id"])
+    assert await dependencies(ctx.pool, "build_dependencies", "dependency_id",
+                              builds["c"]["id"]) == {"b"}
+    assert await dependencies(ctx.pool, "build_dependencies", "dependency_id",
+                              builds["b"]["id"]) == {"a"}
+    assert await dependencies(ctx.pool, "build_dependencies", "dependency_id",
+                              builds["release"]["id"]) == {"hello", "a"}
 
 
 async def test_same_commit_is_skipped_and_a_new_commit_reuses_unchanged_builds(

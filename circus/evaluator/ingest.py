@@ -11,7 +11,7 @@ build that has not started waits as it should.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import asyncpg
 import attrs
@@ -106,6 +106,10 @@ class Ingest:
             if self.late or held:
                 everything = self.jobs if self.late else held
                 pairs = await asyncio.to_thread(self._dependencies, everything)
+                if self.late:
+                    await evaluation_rows.prune_dependencies(
+                        conn, self._new_of(j for j in self.jobs if not j.is_aggregate),
+                        list(self.build_of_job.values()), pairs)
                 await evaluation_rows.insert_dependencies(conn, pairs)
             if held:
                 await evaluation_rows.announce_queued(conn, len(held))
@@ -134,6 +138,11 @@ class Ingest:
                     if dep != build and (build in self.new or dep in self.new):
                         pairs.add((build, dep))
         return sorted(pairs)
+
+    def _new_of(self, jobs: Iterable[JobRecord]) -> list[int]:
+        """The builds of `jobs` made by this evaluation; an aggregate's would lose the
+        pairs onto its constituents."""
+        return sorted({b for j in jobs if (b := self.build_of_job[j.attr]) in self.new})
 
     def _constituents(self, aggregates: list[JobRecord]) -> list[tuple[int, int]]:
         return sorted({(self.build_of_job[a.attr], self.build_of_job[c])

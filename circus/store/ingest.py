@@ -104,6 +104,14 @@ async def insert_dependencies(conn: asyncpg.Connection, pairs: Sequence[tuple[in
                        [d for _, d in pairs])
 
 
+async def prune_dependencies(conn: asyncpg.Connection, owners: Sequence[int],
+                             among: Sequence[int], nearest: Sequence[tuple[int, int]]) -> None:
+    """Delete the pairs of `owners` onto builds `among` that are not in `nearest`."""
+    if owners:
+        await conn.execute(Q.ingest_prune_dependencies, owners, among,
+                           [b for b, _ in nearest], [d for _, d in nearest])
+
+
 async def insert_constituents(conn: asyncpg.Connection,
                               pairs: Sequence[tuple[int, int]]) -> None:
     """(aggregate, constituent) pairs; the aggregate also waits for each."""

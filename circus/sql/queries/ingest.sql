@@ -92,6 +92,15 @@ INSERT INTO build_dependencies (build_id, dependency_id)
 SELECT b, d FROM unnest($1::bigint[], $2::bigint[]) AS p(b, d) ORDER BY 1, 2
 ON CONFLICT DO NOTHING;
 
+-- name: ingest_prune_dependencies
+-- A job that came in a later batch than a job whose closure holds it: the earlier pairs
+-- went past it to the jobs below. Keep only the nearest ($3, $4) among this evaluation's
+-- builds ($2) for the builds new in it ($1).
+DELETE FROM build_dependencies d
+ WHERE d.build_id = ANY($1::bigint[]) AND d.dependency_id = ANY($2::bigint[])
+   AND (d.build_id, d.dependency_id) NOT IN (
+       SELECT b, dep FROM unnest($3::bigint[], $4::bigint[]) AS p(b, dep));
+
 -- name: ingest_insert_constituents
 -- An aggregate's constituents; the aggregate also waits for them.
 WITH pairs AS (
