@@ -216,3 +216,39 @@ async def test_a_wrong_host_key_gets_no_build_and_says_why(
 async def _probed(pool: asyncpg.Pool, builder_id: int) -> asyncpg.Record | None:
     row = await _builder(pool, builder_id)
     return row if row["last_probe_at"] is not None else None
+
+
+async def test_a_pressed_builder_gets_no_build_until_its_pressure_falls(
+        network, make_config, database_url, pool, tmp_path):
+    hot = network.add_host("hot", nix_conf=f"system-features = {REMOTE}")
+    cool = network.add_host("cool", nix_conf=f"system-features = {REMOTE}")
+    hot.set_pressure(cpu=80)
+    hot_id = await add_builder(pool, network, hot, [host_system()], [REMOTE])
+    cool_id = await add_builder(pool, network, cool, [host_system()], [REMOTE])
+    # Unpressed, psi_aware would send every build to hot first (free slots × speed).
+    await pool.execute("UPDATE builders SET speed_factor = 10 WHERE id = $1", hot_id)
+    jobset = await make_jobset(pool)
+
+    def build(name: str) -> str:
+        return remote_drv(tmp_path, name, "/bin/mkdir $out")
+
+    config = runner_config(make_config, scheduling_strategy="psi_aware", psi_threshold=50,
+                           builder_probe_interval=1)
+    async with running_runner(config, database_url):
+        await wait_for(lambda: _up(pool, hot_id), 30)
+        await wait_for(lambda: _up(pool, cool_id), 30)
+        pressed = await _builder(pool, hot_id)
+        first = [await add_build(pool, jobset, f"p{i}", build(f"p{i}"),
+                                 required_features=[REMOTE]) for i in range(3)]
+        rows = [await wait_finished(pool, b, 60) for b in first]
+        hot.set_pressure(cpu=0)
+        await wait_for(lambda: _pressure_is(pool, hot_id, 0), 30)
+        after = await wait_finished(pool, await add_build(
+            pool, jobset, "after", build("after"), required_features=[REMOTE]), 60)
+    assert (pressed["psi_cpu"], pressed["psi_memory"]) == (80, 0)
+    assert [(r["buildstatus"], r["builder_id"]) for r in rows] == [(0, cool_id)] * 3
+    assert (after["buildstatus"], after["builder_id"]) == (0, hot_id)
+
+
+async def _pressure_is(pool: asyncpg.Pool, builder_id: int, cpu: float) -> bool:
+    return (await _builder(pool, builder_id))["psi_cpu"] == cpu

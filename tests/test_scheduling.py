@@ -12,6 +12,7 @@ import attrs
 from circus.domain.status import BuildStatus
 from circus.nix.build import LineSink
 from circus.runner.outcome import ClaimedBuild, Outcome
+from circus.store import dispatch
 from tests.helpers.api import ADMIN
 from tests.helpers.runner import (
     add_build,
@@ -162,3 +163,32 @@ async def test_without_the_cache_a_failure_is_built_again(make_config, database_
         rows.append(await wait_finished(pool, again))
     assert [row["buildstatus"] for row in rows] == [BuildStatus.FAILED] * 2
     assert await pool.fetchval("SELECT count(*) FROM failed_paths") == 0
+
+
+BUILDERS = {  # name: speed factor, slots, cpu pressure, minutes since it was sent a build
+    "fast": (4, 1, 30, 1), "wide": (1, 8, 10, 10), "calm": (2, 2, 0, None),
+    "pressed": (2, 2, 90, 20),
+}
+
+
+async def test_each_strategy_puts_the_builders_in_its_documented_order(pool):
+    for name, (speed, slots, psi, minutes) in BUILDERS.items():
+        await pool.execute(
+            "INSERT INTO builders (name, ssh_uri, systems, max_jobs, speed_factor, "
+            "public_host_key, health, psi_cpu, psi_memory, last_dispatched_at) "
+            "VALUES ($1, 'ssh-ng://' || $1, ARRAY['x86_64-linux'], $2, $3, 'ssh-ed25519 AAAA', "
+            "'up', $4, 0, now() - make_interval(mins => $5))", name, slots, speed, psi, minutes)
+    await pool.execute("INSERT INTO builders (name, ssh_uri, systems, public_host_key, health) "
+                       "VALUES ('down', 'ssh-ng://down', ARRAY['x86_64-linux'], 'k', 'down')")
+
+    async def order(strategy: str, threshold: float | None = None) -> list[str]:
+        return [r["name"] for r in await dispatch.dispatchable(pool, threshold, strategy)]
+
+    # Fastest first; equal speed: more free slots, then the older builder.
+    assert await order("speed_factor_only") == ["fast", "calm", "pressed", "wide"]
+    assert await order("speed_factor_only", 50) == ["fast", "calm", "wide"]
+    # Free slots × speed factor (8, 4, 4, 4), then the least pressed.
+    assert await order("psi_aware") == ["wide", "calm", "fast", "pressed"]
+    # The one sent a build longest ago (never, 20, 10, 1 minutes) first.
+    assert await order("round_robin") == ["calm", "pressed", "wide", "fast"]
+    assert await order("round_robin", 50) == ["calm", "wide", "fast"]

@@ -186,6 +186,21 @@ class Host:
         if mount_ns is not None and not _kill_namespace(self.ns, mount_ns):
             raise RuntimeError(f"sessions of {self.name} survive SIGKILL")
 
+    def set_pressure(self, cpu: float, memory: float = 0) -> None:
+        """What this host's /proc/pressure says from now on, to its sshd sessions. Every
+        namespace shares the one kernel's pressure, so a host's own is a directory bound
+        over /proc/pressure in sshd's mount namespace."""
+        assert self._sshd is not None, f"sshd of {self.name} does not run"
+        fake = self.dir / "pressure"
+        fake.mkdir(exist_ok=True)
+        mounts = Path(f"/proc/{self._sshd.pid}/mountinfo").read_text()
+        for kind, avg10 in (("cpu", cpu), ("memory", memory)):
+            (fake / kind).write_text(f"some avg10={avg10:.2f} avg60=0.00 avg300=0.00 total=0\n"
+                                     "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+        if " /proc/pressure " not in mounts:
+            subprocess.run(["nsenter", "--target", str(self._sshd.pid), "--mount", "mount",
+                            "--bind", str(fake), "/proc/pressure"], check=True)
+
     def link_down(self) -> None:
         """Cut the cable: packets are dropped, and neither end is told."""
         _ip("link", "set", self.veth, "down")
