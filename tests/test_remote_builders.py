@@ -225,7 +225,7 @@ async def test_a_pressed_builder_gets_no_build_until_its_pressure_falls(
     hot.set_pressure(cpu=80)
     hot_id = await add_builder(pool, network, hot, [host_system()], [REMOTE])
     cool_id = await add_builder(pool, network, cool, [host_system()], [REMOTE])
-    # Unpressed, psi_aware would send every build to hot first (free slots × speed).
+    # Unpressed, psi_aware would send every build to hot first (free slots times speed).
     await pool.execute("UPDATE builders SET speed_factor = 10 WHERE id = $1", hot_id)
     jobset = await make_jobset(pool)
 

@@ -187,7 +187,7 @@ async def test_each_strategy_puts_the_builders_in_its_documented_order(pool):
     # Fastest first; equal speed: more free slots, then the older builder.
     assert await order("speed_factor_only") == ["fast", "calm", "pressed", "wide"]
     assert await order("speed_factor_only", 50) == ["fast", "calm", "wide"]
-    # Free slots × speed factor (8, 4, 4, 4), then the least pressed.
+    # Free slots times speed factor (8, 4, 4, 4), then the least pressed.
     assert await order("psi_aware") == ["wide", "calm", "fast", "pressed"]
     # The one sent a build longest ago (never, 20, 10, 1 minutes) first.
     assert await order("round_robin") == ["calm", "pressed", "wide", "fast"]
