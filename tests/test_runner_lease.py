@@ -13,6 +13,7 @@ from tests.helpers.runner import (
     wait_finished,
     wait_for,
 )
+from tests.helpers.suite import host_system
 
 
 async def test_expired_lease_is_requeued_and_built(make_config, database_url, pool, tmp_path):
@@ -58,13 +59,25 @@ async def test_unsupported_system_finishes_as_9_after_the_timeout(make_config, d
                               system="mips64-plan9")
     dependent = await add_build(pool, jobset, "after", "/nix/store/x-after.drv",
                                 depends_on=(waiting,))
+    # A feature no machine has is as unsupported as the system; one a builder has is not.
+    kvm = await add_build(pool, jobset, "kvm", "/nix/store/x-kvm.drv",
+                          required_features=["circus-no-such-feature"])
+    gpu = await add_build(pool, jobset, "gpu", "/nix/store/x-gpu.drv",
+                          required_features=["circus-gpu"])
+    await pool.execute("INSERT INTO builders (name, ssh_uri, systems, supported_features, "
+                       "public_host_key) VALUES ('gpu', 'ssh-ng://gpu', $1, "
+                       "ARRAY['circus-gpu'], 'ssh-ed25519 AAAA')", [host_system()])
     await pool.execute("UPDATE builds SET created_at = now() - interval '1 hour'")
     config = make_config({"queue_runner": {"unsupported_timeout": 60}})
     async with running_runner(config, database_url):
         row = await wait_finished(pool, waiting)
         after = await wait_finished(pool, dependent)
+        featured = await wait_finished(pool, kvm)
     assert row["buildstatus"] == 9 and "mips64-plan9" in row["error_message"]
     assert after["buildstatus"] == 2
+    assert featured["buildstatus"] == 9
+    assert "with features circus-no-such-feature" in featured["error_message"]
+    assert (await build_row(pool, gpu))["state"] == "queued"
 
 
 async def _state_is(pool, build_id: int, state: str) -> bool:

@@ -34,12 +34,14 @@ async def hand_back(pool: asyncpg.Pool, runner_id: str, build_ids: list[int]) ->
     return await queue.hand_back(pool, runner_id, build_ids)
 
 
-async def fail_unsupported(pool: asyncpg.Pool, systems: list[str], older_than: int) -> list[int]:
-    """Queued builds for a system we do not build, waiting longer than `older_than` s,
-    finish as unsupported (9), and what waits on them as dependency failed."""
+async def fail_unsupported(pool: asyncpg.Pool, systems: list[str], features: list[str],
+                           older_than: int) -> list[int]:
+    """Queued builds that no builder and not we can build (system and features), waiting
+    longer than `older_than` s, finish as unsupported (9), and what waits on them as
+    dependency failed."""
     async with pool.acquire() as conn, conn.transaction():
-        failed = await queue.fail_unsupported(conn, systems, older_than)
+        failed = await queue.fail_unsupported(conn, systems, features, older_than)
         for build_id in failed:
             await builds.fail_dependents(
-                conn, build_id, f"dependency (build {build_id}) has an unsupported system")
+                conn, build_id, f"dependency (build {build_id}) has no machine that can build it")
     return failed

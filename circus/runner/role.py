@@ -271,8 +271,7 @@ class Runner:
         if reaped:
             log.info("returned builds with expired leases to the queue", builds=reaped)
         if self.cfg.unsupported_timeout:
-            systems = [*self.systems, *await dispatch.known_systems(self.ctx.pool)]
-            failed = await lease.fail_unsupported(self.ctx.pool, systems,
+            failed = await lease.fail_unsupported(self.ctx.pool, self.systems, self.features,
                                                   self.cfg.unsupported_timeout)
             if failed:
                 log.info("finished builds no runner supports as unsupported", builds=failed)

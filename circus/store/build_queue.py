@@ -67,8 +67,9 @@ async def hand_back(conn: Conn, runner_id: str, build_ids: Sequence[int]) -> lis
     return [row["id"] for row in await conn.fetch(Q.queue_hand_back, runner_id, build_ids)]
 
 
-async def fail_unsupported(conn: Conn, systems: Sequence[str], older_than: int) -> list[int]:
-    """Queued builds for none of these systems, waiting longer than `older_than` s,
-    finished as unsupported."""
+async def fail_unsupported(conn: Conn, systems: Sequence[str], features: Sequence[str],
+                           older_than: int) -> list[int]:
+    """Queued builds waiting longer than `older_than` s that neither these systems and
+    features nor any builder can build, finished as unsupported."""
     return [row["id"] for row in await conn.fetch(Q.queue_fail_unsupported, systems,
-                                                   older_than)]
+                                                   features, older_than)]

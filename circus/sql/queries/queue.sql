@@ -116,14 +116,24 @@ SELECT id, pg_notify('circus_build_changed', id::text),
   FROM returned;
 
 -- name: queue_fail_unsupported
--- Queued builds older than $2 seconds for a system outside $1 finish as "unsupported" (9).
+-- Queued builds older than $3 seconds that neither this runner (systems $1, features $2)
+-- nor any enabled builder can build finish as "unsupported" (9).
 WITH failed AS (
-    UPDATE builds
+    UPDATE builds b
        SET state = 'finished', buildstatus = 9, finished_at = now(), updated_at = now(),
-           error_message = 'no runner supports system ' || system
-     WHERE state = 'queued' AND NOT (system = ANY($1::text[]))
-       AND created_at < now() - make_interval(secs => $2::double precision)
- RETURNING id
+           error_message = 'no runner or builder supports system ' || b.system
+               || CASE WHEN b.required_features = '{}' THEN ''
+                       ELSE ' with features ' || array_to_string(b.required_features, ', ')
+                  END
+     WHERE b.state = 'queued'
+       AND b.created_at < now() - make_interval(secs => $3::double precision)
+       AND NOT (b.system = ANY($1::text[]) AND b.required_features <@ $2::text[])
+       AND NOT EXISTS (
+           SELECT 1 FROM builders m
+            WHERE m.enabled AND b.system = ANY(m.systems)
+              AND b.required_features <@ (m.supported_features || m.mandatory_features)
+              AND m.mandatory_features <@ b.required_features)
+ RETURNING b.id
 )
 SELECT id, pg_notify('circus_build_changed', id::text) FROM failed;
 
