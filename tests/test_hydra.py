@@ -33,6 +33,7 @@ from openapi_core import OpenAPI
 from openapi_core.templating.paths.exceptions import PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
+from tests.helpers.builders import ED25519
 from tests.helpers.e2e import ADMIN_KEY, Circus, make_flake_repo, wait_for
 from tests.helpers.repos import commit_files
 from tests.helpers.suite import SHARED, host_system
@@ -384,6 +385,16 @@ def test_a_hydra_users_session(circus: Circus, tmp_path: Path) -> None:
     runner = hydra.call("GET", "/queue-runner-status")[1]
     assert runner["status"] == "up" and runner["nrQueuedBuilds"] >= 1
     assert hydra.call("GET", "/machines")[1] == {}
+    status, _, _ = hydra.call("POST", "/api/v1/admin/builders", {
+        "name": "arm", "ssh_uri": "ssh-ng://nix@arm.invalid", "systems": ["aarch64-linux"],
+        "max_jobs": 3, "supported_features": ["kvm"], "public_host_key": ED25519},
+        key=ADMIN_KEY)
+    assert status == 201
+    arm = hydra.call("GET", "/machines")[1]["ssh-ng://nix@arm.invalid"]
+    assert (arm["enabled"], arm["systemTypes"], arm["supportedFeatures"], arm["maxJobs"],
+            arm["currentJobs"]) == (True, ["aarch64-linux"], ["kvm"], 3, 0)
+    assert list(hydra.call("GET", "/queue-runner-status")[1]["machines"]) == [
+        "ssh-ng://nix@arm.invalid"]
     # A GET with the cookie alone would be any site's link: it needs the CSRF token.
     status, body, _ = hydra.call("GET", f"/build/{queued['id']}/bump")
     assert status == 403 and "X-CSRF-Token" in body["error"]

@@ -108,7 +108,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/status", _json("Hydra: the builds running now", hydra_queue.status))
     router.add_get("/queue-runner-status", _json("Hydra: the queue runner's figures",
                                                  hydra_queue.queue_runner_status))
-    router.add_get("/machines", _json("Hydra: the build machines (none: builds are local)",
+    router.add_get("/machines", _json("Hydra: the remote builders and their state",
                                       hydra_queue.machines))
     router.add_get("/build/{id}/constituents", _json("Hydra: an aggregate's constituents",
                                                      b.build_constituents))
