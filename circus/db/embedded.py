@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
@@ -139,7 +140,21 @@ class EmbeddedPostgres:
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
             log.info("stopping embedded postgresql", data_dir=str(self.data_dir))
+            postmaster = _pid_in(self.data_dir / "postmaster.pid")
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+            # pg_ctl returns once the pid file is gone, which the postmaster removes just
+            # before it exits: wait for the exit too, so "stopped" means no process.
+            deadline = time.monotonic() + 10
+            while (postmaster is not None and _is_postgres(postmaster, self.data_dir)
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+
+
+def _pid_in(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
 
 
 def _clear_stale_pid_files(data_dir: Path, socket_dir: Path, port: int) -> None:
@@ -148,18 +163,18 @@ def _clear_stale_pid_files(data_dir: Path, socket_dir: Path, port: int) -> None:
     server forever. A pid file whose process is not a postgres of this data directory
     is removed, with the socket's lock file of the same kind."""
     for lock in (data_dir / "postmaster.pid", socket_dir / f".s.PGSQL.{port}.lock"):
-        try:
-            pid = int(lock.read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            continue
-        if not _is_postgres(pid, data_dir):
+        pid = _pid_in(lock)
+        if pid is not None and not _is_postgres(pid, data_dir):
             log.warning("removing a stale postgresql lock file", path=str(lock), pid=pid)
             lock.unlink(missing_ok=True)
 
 
 def _is_postgres(pid: int, data_dir: Path) -> bool:
+    """A live (not zombie) postgres of `data_dir`."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+            return False
     except OSError:
         return False
     return (bool(argv) and argv[0].endswith(b"postgres")
