@@ -21,7 +21,7 @@ usage() {
 }
 
 # Debian packages each command needs, as "command:package".
-DEMO_TOOLS=(nix:nix-bin nix-store:nix-bin git:git curl:curl jq:jq)
+DEMO_TOOLS=(nix:nix-bin nix-store:nix-bin git:git curl:curl jq:jq bwrap:bubblewrap)
 TEST_TOOLS=("${DEMO_TOOLS[@]}" chromium:chromium slapd:slapd ldapadd:ldap-utils npm:npm
             sshd:openssh-server ssh:openssh-client ip:iproute2 nsenter:util-linux)
 

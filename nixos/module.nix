@@ -63,7 +63,7 @@ let
       ++ localDatabase;
     # Evaluating and building run nix; jobset inputs are fetched with git, over ssh
     # for private repositories, and remote builders are reached with ssh too.
-    path = [ config.nix.package pkgs.git pkgs.openssh ];
+    path = [ config.nix.package pkgs.git pkgs.openssh pkgs.bubblewrap ];
     inherit environment;
     serviceConfig = runAs // {
       Type = "exec";

@@ -439,6 +439,22 @@ class DeclarativeConfig:
 
 
 @attrs.define
+class SrhtConfig:
+    """Not in the seed's table: the builds.sr.ht jobs API (`/api/jobs`)."""
+
+    # A manifest's `image` -> a flake reference whose `packages.<system>` (or
+    # `legacyPackages.<system>`) gives the manifest's `packages`.
+    images: dict[str, str] = attrs.Factory(dict)
+    # Seconds a job may run in all, from setup to its last task.
+    job_timeout: int = attrs.field(default=3600, validator=_positive)
+    # Jobs one runner process runs at once.
+    workers: int = attrs.field(default=1, validator=_non_negative)
+    # A task's log is cut here (bytes; the job goes on).
+    max_log_bytes: int = attrs.field(default=64 << 20, validator=_positive)
+    max_artifact_bytes: int = attrs.field(default=1 << 30, validator=_positive)
+
+
+@attrs.define
 class Config:
     # Not in the seed's table: where the embedded database and default work dirs live.
     state_dir: str = "./circus-state"
@@ -456,6 +472,7 @@ class Config:
     tracing: TracingConfig = attrs.Factory(TracingConfig)
     oauth: OAuthConfig = attrs.Factory(OAuthConfig)
     declarative: DeclarativeConfig = attrs.Factory(DeclarativeConfig)
+    srht: SrhtConfig = attrs.Factory(SrhtConfig)
 
 
 def _make_converter() -> cattrs.Converter:

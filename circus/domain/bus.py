@@ -13,8 +13,11 @@ BUILD_LOG = "circus_build_log"  # payload: build id
 # payload: ''; sent by the triggers of migration 0010 and by new notification tasks
 NOTIFICATIONS = "circus_notifications"
 BUILDERS_CHANGED = "circus_builders_changed"  # payload: builder id (created, changed, gone)
+SRHT_JOBS_QUEUED = "circus_srht_jobs_queued"  # payload: job id
+SRHT_JOB_CHANGED = "circus_srht_job_changed"  # payload: job id (claimed, a task, ended)
+SRHT_LOG = "circus_srht_log"  # payload: job id
 CHANNELS = (EVAL_REQUESTED, EVAL_CHANGED, BUILDS_QUEUED, BUILD_CHANGED, BUILD_LOG,
-            NOTIFICATIONS, BUILDERS_CHANGED)
+            NOTIFICATIONS, BUILDERS_CHANGED, SRHT_JOBS_QUEUED, SRHT_JOB_CHANGED, SRHT_LOG)
 
 # Not PostgreSQL channels: signals put into a subscriber's queue in this process.
 # After a reconnect: "you may have missed something".

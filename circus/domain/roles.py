@@ -14,12 +14,16 @@ TRIGGER = "trigger-evaluation"
 CANCEL = "cancel-build"
 RESTART = "restart-build"
 BUMP = "bump-build"
-PERMISSIONS = frozenset({CREATE_PROJECT, CREATE_JOBSET, ADMIN, TRIGGER, CANCEL, RESTART, BUMP})
+# builds.sr.ht's `jobs:write`: running a manifest is running code of one's own, as much
+# as a project of one's own is, so it goes with creating projects.
+SUBMIT_JOB = "submit-job"
+PERMISSIONS = frozenset({CREATE_PROJECT, CREATE_JOBSET, ADMIN, TRIGGER, CANCEL, RESTART, BUMP,
+                         SUBMIT_JOB})
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
     "read-only": frozenset(),
-    "create-projects": frozenset({CREATE_PROJECT, CREATE_JOBSET}),
+    "create-projects": frozenset({CREATE_PROJECT, CREATE_JOBSET, SUBMIT_JOB}),
     "eval-jobset": frozenset({TRIGGER}),
     "cancel-build": frozenset({CANCEL}),
     "restart-jobs": frozenset({RESTART}),

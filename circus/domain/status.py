@@ -58,6 +58,11 @@ UNFINISHED: tuple[str, ...] = (BuildState.QUEUED.value, BuildState.RUNNING.value
 EVALUATION_STATUSES = ("running", "succeeded", "failed", "cancelled")
 # A notification delivery's `status` (notification_tasks checks the same list).
 NOTIFICATION_STATUSES = ("pending", "sending", "done", "failed")
+# builds.sr.ht's job and task statuses, as its API names them.
+SRHT_JOB_STATUSES = ("pending", "queued", "running", "success", "failed", "cancelled",
+                     "timeout")
+SRHT_JOB_ENDED = ("success", "failed", "cancelled", "timeout")
+SRHT_TASK_STATUSES = ("pending", "running", "success", "failed", "skipped")
 
 _ALIASES = {"success": BuildStatus.SUCCEEDED, "successful": BuildStatus.SUCCEEDED,
             "timeout": BuildStatus.TIMED_OUT, "canceled": BuildStatus.CANCELLED}

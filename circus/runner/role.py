@@ -30,7 +30,7 @@ from circus.domain.bus import BUILDERS_CHANGED
 from circus.domain.errors import TaskFailed
 from circus.nix.gcroots import GcRoots
 from circus.notify import retry_queue as notification_queue
-from circus.runner import expiry, lease, remote, worker
+from circus.runner import expiry, lease, remote, srht, worker
 from circus.runner.builders import Builder, NixBuilder
 from circus.runner.finisher import Finisher
 from circus.runner.outcome import ClaimedBuild
@@ -60,7 +60,8 @@ async def run(ctx: Context) -> None:
     # The runner holds the roots, so it sweeps them too: see runner/expiry.py. Any
     # runner sends notifications as well, so a runner-only host drains the queue too.
     side = {**expiry.side_tasks(ctx, gcroots),
-            "runner-notifications": lambda: notification_queue.run(ctx)}
+            "runner-notifications": lambda: notification_queue.run(ctx),
+            "runner-srht-jobs": lambda: srht.run(ctx)}
     await serve(ctx, builder, side)
 
 

@@ -6,7 +6,7 @@
 #
 # 1. `debootstrap` a Debian 12 (bookworm, minbase) root file system into DIR/rootfs from
 #    the mirror this machine's apt uses, then apt-get (inside it) python3, python3-venv,
-#    nix-bin, git, openssh-client and ca-certificates.
+#    nix-bin, git, openssh-client, ca-certificates and bubblewrap (sr.ht jobs run in it).
 # 2. A venv in /opt/circus holding the Circus wheel, built inside the root file system
 #    from this checkout (`pip wheel --no-deps`), and its dependencies from PyPI.
 # 3. Single-user Nix as root (/etc/nix/nix.conf inside the root file system), `circus` on
@@ -28,7 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SUITE=bookworm
 IMAGE=circus:latest
 # Debian packages inside the image (with --no-install-recommends).
-PACKAGES=(python3 python3-venv nix-bin git openssh-client ca-certificates)
+PACKAGES=(python3 python3-venv nix-bin git openssh-client ca-certificates bubblewrap)
 # Debian packages this script needs on the machine that builds, as "command:package".
 HOST_TOOLS=(debootstrap:debootstrap unshare:util-linux chroot:coreutils)
 

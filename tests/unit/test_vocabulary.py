@@ -217,13 +217,16 @@ def test_the_schema_checks_the_same_values() -> None:
         for table, column, values in re.findall(
                 r"(?:CREATE TABLE (\w+)[^;]*?)?CHECK\s*\(\s*(state|status)\s+IN\s*\(([^)]*)\)",
                 code, re.IGNORECASE):
-            key = "notification" if table == "notification_tasks" else column.lower()
+            key = {"notification_tasks": "notification", "srht_jobs": "srht_job",
+                   "srht_tasks": "srht_task"}.get(table, column.lower())
             checks[key] = re.findall(r"'([^']*)'", values)
         found = re.findall(r"buildstatus\s+BETWEEN\s+(\d+)\s+AND\s+(\d+)", code, re.IGNORECASE)
         buildstatus_range = found[-1] if found else buildstatus_range
     assert tuple(checks["state"]) == status.STATES
     assert tuple(checks["status"]) == status.EVALUATION_STATUSES
     assert tuple(checks["notification"]) == status.NOTIFICATION_STATUSES
+    assert tuple(checks["srht_job"]) == status.SRHT_JOB_STATUSES
+    assert tuple(checks["srht_task"]) == status.SRHT_TASK_STATUSES
     assert buildstatus_range == ("0", str(status.MAX_CODE))
 
 

@@ -56,8 +56,9 @@ _PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def _bearer(header: str) -> str:
+    """The key of `Bearer <key>`, or of `token <key>` (what builds.sr.ht's clients send)."""
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() not in ("bearer", "token") or not token.strip():
         raise ApiError(401, "authentication required: send Authorization: Bearer <api key>")
     return token.strip()
 

@@ -14,6 +14,7 @@ from circus.server.http import limits, safety
 from circus.server.http.keys import ANCHORS, CLOSING, CONTEXT, STREAMS
 from circus.server.http.middleware import access_log, bodies, errors
 from circus.server.http.routes import setup_routes
+from circus.server.srht import envelope as srht_envelope
 from circus.store.build_list import OffsetAnchors
 
 
@@ -25,7 +26,8 @@ async def _streams(app: web.Application) -> AsyncIterator[None]:
 
 async def init_app(ctx: Context) -> web.Application:
     app = web.Application(
-        middlewares=[access_log, *safety.middlewares(ctx.config.server), errors,
+        middlewares=[access_log, *safety.middlewares(ctx.config.server), srht_envelope.envelope,
+                     errors,
                      limits.request_timeout, bodies],
         client_max_size=ctx.config.server.max_body_size,
     )

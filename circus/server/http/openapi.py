@@ -107,6 +107,8 @@ class Operation:
     # How this route's errors come: JSON `{"error": ...}` unless a protocol says otherwise
     # (the binary cache answers Nix with plain-text 404s).
     error_content_type: str | tuple[str, ...] = "application/json"
+    # The JSON of its errors (sr.ht's routes answer in sr.ht's envelope).
+    error_schema: Schema = ERROR
 
 
 def doc(summary: str, **fields: Any) -> Callable[[H], H]:
@@ -211,7 +213,8 @@ def _operation(method: str, path: str, patterns: dict[str, str], op: Operation |
     parameters = [_path_parameter(n, patterns.get(n, ""), op) for n in names]
     error_types = _types(op.error_content_type if op else "application/json")
     responses_: Schema = {"default": {"description": "an error", "content": {
-        t: {"schema": ERROR if t == "application/json" else {"type": "string"}}
+        t: {"schema": (op.error_schema if op else ERROR) if t == "application/json"
+            else {"type": "string"}}
         for t in error_types}}}
     if op is None:
         out["x-undocumented"] = True

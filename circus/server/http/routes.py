@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from circus.server import dashboard, webhooks
+from circus.server import dashboard, srht, webhooks
 from circus.server.accounts import apikeys, ldap, oauth, users
 from circus.server.accounts import login as accounts
 from circus.server.api import (
@@ -47,7 +47,8 @@ CACHE = (cache, channels)
 HYDRA = (badges, hydra)
 DASHBOARD = (dashboard,)
 WEBHOOKS = (webhooks,)
-RESOURCES = (*API, *ACCOUNTS, *CACHE, *HYDRA, *DASHBOARD, *WEBHOOKS)
+SRHT = (srht,)
+RESOURCES = (*API, *ACCOUNTS, *CACHE, *HYDRA, *DASHBOARD, *WEBHOOKS, *SRHT)
 
 
 _PAGE = dashboard.SHARED_PAGES
