@@ -28,6 +28,7 @@ from circus.server.http.app import init_app
 from tests.helpers import forge
 from tests.helpers.api import ADMIN, ROLE_KEYS, bearer, insert_keys
 from tests.helpers.e2e import ADMIN_KEY, NONCE, Circus
+from tests.helpers.hooks import Recorder
 from tests.helpers.repos import commit_files, git
 from tests.helpers.runner import wait_for
 from tests.helpers.suite import ROOT, free_port, host_system
@@ -35,34 +36,6 @@ from tests.helpers.suite import ROOT, free_port, host_system
 FLAKE = (ROOT / "tests" / "data" / "forge-flake.nix").read_text()
 COMMIT = "c" * 40
 EVAL_CONTEXT = "circus/proj:main"
-
-
-class Recorder:
-    """A plain HTTP endpoint that keeps the JSON posted to it (the generic webhook's
-    receiver: any server a user runs)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> Recorder:
-        async def take(request: web.Request) -> web.Response:
-            self.bodies.append(await request.json())
-            return web.Response(status=204)
-
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", take)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        port = free_port()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}/hook"
-        return self
-
-    async def close(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
 
 
 class Mailbox:

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from circus.app.context import Context
 from circus.server.http.app import init_app
 from tests.helpers.api import ADMIN_KEY, ROLE_KEYS, bearer
+from tests.helpers.hooks import Recorder
 from tests.helpers.repos import git
 from tests.helpers.runner import running_runner, wait_for
 from tests.helpers.suite import host_system
@@ -63,6 +64,8 @@ def srht_config(make_config: Callable[..., Any], image: str) -> Callable[..., An
     def make(**srht: Any) -> Any:
         return make_config({"srht": {"images": {"nixos/unstable": image}, **srht},
                             "server": {"allowed_url_schemes": ["file", "https"]},
+                            # The trigger's receiver listens on 127.0.0.1.
+                            "notifications": {"allow_private_targets": True},
                             "queue_runner": {"lease_seconds": 3}})
     return make
 
@@ -184,6 +187,7 @@ async def wait_status(pool: asyncpg.Pool, job_id: int, wanted: set[str],
 async def test_a_manifest_runs_end_to_end_with_curl_as_the_client(
         api: TestClient, context: Context, make_repo: Callable[..., Path],
         database_url: str) -> None:
+    hook = await Recorder().start()
     repo = make_repo({"README": "from the source repository\n"})
     commit = git(repo, "rev-parse", "HEAD")
     text = manifest(
@@ -191,14 +195,24 @@ async def test_a_manifest_runs_end_to_end_with_curl_as_the_client(
         ("package", "echo made-by-the-job > ~/out.txt\ncomplete-build\necho not-reached"),
         ("never", "echo never-runs"),
         packages=["nixos.hello", "greet"], sources=[f"file://{repo}#{commit}"],
-        environment={"WHO": "sr.ht users"}, artifacts=["~/out.txt"])
+        environment={"WHO": "sr.ht users"}, artifacts=["~/out.txt"],
+        triggers=[{"action": "webhook", "condition": "always", "url": hook.url},
+                  {"action": "webhook", "condition": "failure", "url": hook.url + "/f"}])
     base = str(api.make_url("/api/jobs"))
     answer = await curl("-H", f"Authorization: token {ADMIN_KEY}", "-H",
                   "Content-Type: application/json", "--data",
                   json.dumps({"manifest": text}), base)
     job_id = json.loads(answer)["id"]
-    async with running_runner(context.config, database_url):
-        status = await wait_status(context.pool, job_id, {"success", "failed"})
+    try:
+        async with running_runner(context.config, database_url):
+            status = await wait_status(context.pool, job_id, {"success", "failed"})
+            await wait_for(lambda: bool(hook.bodies), 30)
+    finally:
+        await hook.close()
+    # The `always` trigger fired once, with the job as the API shows it; `failure` not.
+    [delivered] = hook.bodies
+    assert (delivered["id"], delivered["status"]) == (job_id, "success")
+    assert [t["status"] for t in delivered["tasks"]] == ["success", "success", "skipped"]
     job = json.loads(await curl("-H", f"Authorization: token {ADMIN_KEY}", f"{base}/{job_id}"))
     setup = await curl("-H", f"Authorization: token {ADMIN_KEY}", job["setup_log"])
     first = await curl("-H", f"Authorization: token {ADMIN_KEY}", job["tasks"][0]["log"])
@@ -265,10 +279,10 @@ async def test_cancel_and_timeout_kill_the_whole_job(
     assert "job_timeout" in log
 
 
-def _sleeping() -> bool:
+def _sleeping(marker: bytes = b"4242.5") -> bool:
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"4242.5" in (entry / "cmdline").read_bytes():
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
                 return True
         except OSError:
             continue
@@ -282,3 +296,25 @@ def _write(path: Path, text: str) -> None:
 
 def _exists(path: Path) -> bool:
     return path.exists()
+
+
+async def test_a_job_whose_runner_stops_midway_runs_again_elsewhere(
+        api: TestClient, context: Context, database_url: str) -> None:
+    job_id = await submit(api, manifest(("first", "sleep 6.4343"), ("second", "echo done")))
+    async with running_runner(context.config, database_url) as first:
+        await wait_status(context.pool, job_id, {"running"})
+        await wait_for(lambda: _sleeping(b"6.4343"), 30)
+        # The runner goes away without ending the job: its lease is left to run out.
+        first.stopping.set()
+    assert not _sleeping(b"6.4343")
+    row = await context.pool.fetchrow("SELECT status, attempts FROM srht_jobs WHERE id = $1",
+                                      job_id)
+    assert (row["status"], row["attempts"]) == ("running", 1)
+    async with running_runner(context.config, database_url):
+        status = await wait_status(context.pool, job_id, {"success", "failed"}, 60)
+    row = await context.pool.fetchrow("SELECT status, attempts FROM srht_jobs WHERE id = $1",
+                                      job_id)
+    assert (row["status"], row["attempts"]) == ("success", 2), status
+    tasks = await context.pool.fetch("SELECT status FROM srht_tasks WHERE job_id = $1 "
+                                     "ORDER BY nr", job_id)
+    assert [t["status"] for t in tasks] == ["success", "success"]

@@ -29,7 +29,9 @@ async def send(target: str, payload: dict[str, Any], settings: Settings,
     elif target == "gitlab":
         await _gitlab(payload, settings, http)
     elif target == "webhook":
-        await http.post(_needed(settings.webhook_url, "webhook_url"), payload["body"])
+        # A builds.sr.ht trigger names its own URL; the client's address rules still hold.
+        url = payload.get("url") or _needed(settings.webhook_url, "webhook_url")
+        await http.post(url, payload["body"])
     elif target == "slack":
         await http.post(_needed(settings.slack_webhook_url, "slack.webhook_url"),
                         {"text": payload["text"]})

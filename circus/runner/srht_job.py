@@ -29,6 +29,7 @@ from circus.domain import manifest
 from circus.domain.errors import CircusError, InvalidValue
 from circus.proc import child, git, nix, sandbox
 from circus.services import sources
+from circus.store import notifications
 from circus.store import srht_jobs as rows
 from circus.store.srht_jobs import ARTIFACT_CHUNK
 
@@ -106,9 +107,38 @@ async def run(ctx: Context, row: asyncpg.Record, work: Path, cancel: asyncio.Eve
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not job.cancel.is_set():
-        await rows.finish(ctx.pool, job.id, ctx.instance, status, error)
+        await _finish(job, status, error)
     bound.info("job ended", status=status, error=error)
     return status
+
+
+async def _finish(job: Job, status: str, error: str | None) -> None:
+    """The job's end and its triggers' deliveries, in one transaction: a runner killed
+    between the two can neither lose a delivery nor queue one twice (dedup keys)."""
+    cfg = job.ctx.config.notifications
+    attempts = cfg.max_retry_attempts + 1 if cfg.enable_retry_queue else 1
+    async with job.ctx.pool.acquire() as conn, conn.transaction():
+        if not await rows.finish(conn, job.id, job.ctx.instance, status, error):
+            return
+        tasks = (await rows.tasks_of(conn, [job.id]))[job.id]
+        await notifications.insert_tasks(conn, _deliveries(job, status, tasks), attempts)
+
+
+def _deliveries(job: Job, status: str,
+                tasks: list[asyncpg.Record]) -> list[notifications.NewTask]:
+    """The manifest's webhook triggers whose condition the end meets, each with the job
+    as sr.ht's API shows it."""
+    body = {"id": job.id, "status": status, "note": job.row["note"],
+            "tags": list(job.row["tags"]), "runner": job.ctx.instance,
+            "owner": {"canonical_name": f"~{job.row['owner_name']}",
+                      "name": job.row["owner_name"]},
+            "tasks": [{"name": t["name"], "status": t["status"]} for t in tasks]}
+    met = {"always", "success" if status == "success" else "failure"}
+    return [notifications.NewTask("webhook", None, f"srht-job:{job.id}",
+                                  f"srht-job:{job.id}:trigger:{i}",
+                                  {"url": t.url, "body": body})
+            for i, t in enumerate(manifest.parse(job.row["manifest"]).triggers)
+            if t.action == "webhook" and t.condition in met]
 
 
 async def _run(job: Job, deadline: float) -> tuple[str, str | None]:

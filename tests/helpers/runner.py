@@ -16,6 +16,7 @@ import asyncpg
 
 from circus.app.context import Context
 from circus.db.bus import Bus
+from circus.db.pool import init_connection
 from circus.runner import role
 from circus.runner.builders import Builder
 from tests.helpers.suite import host_system
@@ -95,7 +96,9 @@ async def running_runner(config: object, database_url: str,
                          builder: Builder | None = None) -> AsyncIterator[Context]:
     """The real runner role in this event loop (building with Nix unless given another
     builder); stopped (as on SIGTERM) on exit."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
+    # The server's codecs (jsonb as dicts), as circus run's pool has them.
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10,
+                                     init=init_connection)
     bus = Bus(database_url)
     await bus.start()
     ctx = Context(config=config, pool=pool, bus=bus, database_url=database_url)  # type: ignore[arg-type]

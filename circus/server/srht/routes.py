@@ -28,7 +28,7 @@ JOB = obj(id=INT, status=STATUS, setup_log=STR, tasks=arr(TASK), note=nullable(S
           tags=arr(STR), runner=nullable(STR), owner=obj(canonical_name=STR, name=STR),
           created=TIME, updated=TIME)
 # sr.ht's error envelope.
-ERRORS = obj(errors=arr(obj(reason=STR, field=STR)))
+ERRORS = obj(errors=arr(obj(reason=STR, field=STR, required=("reason",))))
 ARTIFACT = obj(id=INT, created=TIME, path=STR, name=STR, url=STR, size=INT)
 
 
@@ -73,8 +73,14 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 @doc("builds.sr.ht: submit a job (a YAML manifest)", response=obj(id=INT),
-     body=obj(manifest=STR, note=STR, tags=arr(STR), execute={"type": "boolean"},
-              secrets={"type": "boolean"}), tags=("srht",), error_schema=ERRORS)
+     body={**obj(required=("manifest",),
+                 manifest={"type": "string", "minLength": 1,
+                           "maxLength": manifest.MAX_MANIFEST},
+                 note={"type": "string", "maxLength": manifest.MAX_NOTE},
+                 tags={**arr({"type": "string", "pattern": f"^{manifest.TAG_RE.pattern}$"}),
+                       "maxItems": manifest.MAX_TAGS},
+                 execute={"type": "boolean"}, secrets={"type": "boolean"})},
+     tags=("srht",), error_schema=ERRORS)
 @scoped(WRITE)
 async def submit_job(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
