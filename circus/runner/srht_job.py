@@ -82,6 +82,10 @@ class Job:
     row: asyncpg.Record
     work: Path
     cancel: asyncio.Event
+    spec: manifest.Manifest = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.spec = manifest.parse(self.row["manifest"])
 
     @property
     def id(self) -> int:
@@ -137,12 +141,12 @@ def _deliveries(job: Job, status: str,
     return [notifications.NewTask("webhook", None, f"srht-job:{job.id}",
                                   f"srht-job:{job.id}:trigger:{i}",
                                   {"url": t.url, "body": body})
-            for i, t in enumerate(manifest.parse(job.row["manifest"]).triggers)
+            for i, t in enumerate(job.spec.triggers)
             if t.action == "webhook" and t.condition in met]
 
 
 async def _run(job: Job, deadline: float) -> tuple[str, str | None]:
-    parsed = manifest.parse(job.row["manifest"])
+    parsed = job.spec
     setup = job.log(0)
     try:
         env = await _setup(job, parsed, setup)
@@ -197,8 +201,9 @@ async def _task(job: Job, nr: int, task: manifest.Task, env: sandbox.Sandbox,
 async def _setup(job: Job, parsed: manifest.Manifest, out: TaskLog) -> sandbox.Sandbox:
     cfg = job.ctx.config
     await out.line(f"circus: job {job.id}, image {parsed.image}")
-    bins = await _packages(cfg.srht.images[parsed.image] if parsed.image in cfg.srht.images
-                           else _unknown(parsed.image), parsed.packages, out)
+    if parsed.image not in cfg.srht.images:
+        raise SetupFailed(f"image {parsed.image!r} is no longer configured ([srht] images)")
+    bins = await _packages(cfg.srht.images[parsed.image], parsed.packages, out)
     await _clone(job, parsed.sources, out)
     tools = job.home / ".circus" / "bin"
     tools.mkdir(parents=True)
@@ -211,10 +216,6 @@ async def _setup(job: Job, parsed: manifest.Manifest, out: TaskLog) -> sandbox.S
         env["NIX_PATH"] = ":".join(f"{k}={v}" for k, v in parsed.repositories.items())
     return sandbox.Sandbox(home=job.home, env=env,
                            path=(*bins, f"{HOME}/.circus/bin", "/usr/bin", "/bin"))
-
-
-def _unknown(image: str) -> str:
-    raise SetupFailed(f"image {image!r} is no longer configured ([srht] images)")
 
 
 async def _packages(package_set: str, packages: tuple[str, ...], out: TaskLog) -> list[str]:

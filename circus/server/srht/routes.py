@@ -18,7 +18,7 @@ from circus.domain.errors import InvalidValue, NotFound
 from circus.server.http import params, responses
 from circus.server.http.keys import CONTEXT
 from circus.server.http.openapi import INT, STR, TIME, arr, doc, nullable, obj
-from circus.server.srht.envelope import READ, WRITE, caller, errors, scoped
+from circus.server.srht.envelope import READ, WRITE, caller, scoped
 from circus.services import srht_jobs
 
 STATUS = {"type": "string", "enum": list(status.SRHT_JOB_STATUSES)}
@@ -84,16 +84,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 @scoped(WRITE)
 async def submit_job(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    raw = await request.read()
-    if len(raw) > manifest.MAX_MANIFEST * 2 + 65536:
-        return errors(400, f"is more than the {manifest.MAX_MANIFEST} bytes allowed",
-                      "manifest")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return errors(400, "the body is not JSON")
-    if not isinstance(body, dict):
-        return errors(400, "the body is not a JSON object")
+    body = await params.json_body(request)
     job_id = await srht_jobs.submit(ctx.pool, ctx.config, caller(request), body)
     return responses.ok({"id": job_id})
 
