@@ -80,6 +80,7 @@ let
     };
     git = "/nix/store/git";
     openssh = "/nix/store/openssh";
+    bubblewrap = "/nix/store/bubblewrap";
   };
   isOption = v: builtins.isAttrs v && (v._type or "") == "option";
   defaultsOf = opts: builtins.mapAttrs (_: o: if isOption o then o.default else defaultsOf o)
@@ -234,7 +235,8 @@ def test_each_enabled_daemon_is_a_unit_running_its_role(tmp_path: Path,
         assert "circus-migrate.service" in service["requires"]
         assert "circus-migrate.service" in service["after"]
         assert "postgresql.service" in service["requires"]
-        assert service["path"] == ["/nix/store/nix", "/nix/store/git", "/nix/store/openssh"]
+        assert service["path"] == ["/nix/store/nix", "/nix/store/git", "/nix/store/openssh",
+                                   "/nix/store/bubblewrap"]
         assert service["wantedBy"] == ["multi-user.target"]
 
     everything = _module(tmp_path, stub_lib, **HEAD_NODE, evaluator={"enable": True})
