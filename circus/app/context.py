@@ -31,7 +31,8 @@ class Context:
     async def sleep_or_stop(self, seconds: float) -> bool:
         """Sleep, but wake early when asked to stop; True when stopping."""
         try:
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: see Subscription.wait
+                await self.stopping.wait()
         except TimeoutError:
             return False
         return True

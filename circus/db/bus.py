@@ -41,8 +41,11 @@ class Subscription:
 
     async def wait(self, timeout: float | None = None) -> list[tuple[str, str]]:  # noqa: ASYNC109
         """Every notification so far, waiting up to `timeout` for the first one."""
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+        # that arrives as the item does, and a loop around this then never stops.
         try:
-            first = await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                first = await self.queue.get()
         except TimeoutError:
             return []
         items = [first]
@@ -108,7 +111,8 @@ class Bus:
         """Probe the connection; on loss, reconnect with backoff and tell subscribers."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), PROBE_INTERVAL)
+                async with asyncio.timeout(PROBE_INTERVAL):
+                    await self._lost.wait()
             if not self._lost.is_set():
                 try:
                     await asyncio.wait_for(self._conn.fetchval("SELECT 1"), 5)  # type: ignore[union-attr]

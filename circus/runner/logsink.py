@@ -85,7 +85,8 @@ class LogSink:
     async def _run(self) -> None:
         while not self._closing.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.interval)
+                async with asyncio.timeout(self.interval):  # not wait_for: see bus.Subscription
+                    await self._closing.wait()
             await self.flush()
 
     async def flush(self) -> None:

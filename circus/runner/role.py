@@ -158,7 +158,8 @@ class Runner:
             except DB_ERRORS as exc:
                 log.error("claiming builds failed; retrying", error=str(exc))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.cfg.poll_interval)
+                async with asyncio.timeout(self.cfg.poll_interval):  # see Subscription.wait
+                    await self.wake.wait()
 
     async def _fill(self) -> None:
         """Remote builders first, each for as many builds as it has free slots, in the
