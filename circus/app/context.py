@@ -31,7 +31,7 @@ class Context:
     async def sleep_or_stop(self, seconds: float) -> bool:
         """Sleep, but wake early when asked to stop; True when stopping."""
         try:
-            async with asyncio.timeout(seconds):  # not wait_for: see Subscription.wait
+            async with asyncio.timeout(seconds):
                 await self.stopping.wait()
         except TimeoutError:
             return False

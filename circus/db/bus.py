@@ -115,7 +115,8 @@ class Bus:
                     await self._lost.wait()
             if not self._lost.is_set():
                 try:
-                    await asyncio.wait_for(self._conn.fetchval("SELECT 1"), 5)  # type: ignore[union-attr]
+                    async with asyncio.timeout(5):
+                        await self._conn.fetchval("SELECT 1")  # type: ignore[union-attr]
                     continue
                 except (asyncpg.PostgresError, OSError, TimeoutError,
                         asyncpg.InterfaceError) as exc:

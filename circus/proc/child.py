@@ -176,7 +176,8 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(asyncio.shield(proc.wait()), KILL_GRACE)
+                async with asyncio.timeout(KILL_GRACE):
+                    await asyncio.shield(proc.wait())
             except TimeoutError:
                 log.warning("child did not stop on SIGTERM; killing its group", pid=proc.pid)
     finally:

@@ -440,7 +440,8 @@ async def _teardown(proc: asyncio.subprocess.Process, init: asyncio.Future[_Init
         if held is not None:
             held.kill()
             try:
-                await asyncio.wait_for(held.gone(), REAP_SECONDS)
+                async with asyncio.timeout(REAP_SECONDS):
+                    await held.gone()
             except TimeoutError:
                 log.warning("sandbox processes still exiting", init=held.pid)
         await asyncio.shield(proc.wait())
@@ -453,4 +454,5 @@ async def _teardown(proc: asyncio.subprocess.Process, init: asyncio.Future[_Init
         # reaching it lets the subprocess transport close.
         if proc.stdout is not None:
             with contextlib.suppress(TimeoutError, OSError):
-                await asyncio.wait_for(_discard(proc.stdout), DRAIN_SECONDS)
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    await _discard(proc.stdout)

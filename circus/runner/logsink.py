@@ -85,7 +85,7 @@ class LogSink:
     async def _run(self) -> None:
         while not self._closing.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):  # not wait_for: see bus.Subscription
+                async with asyncio.timeout(self.interval):
                     await self._closing.wait()
             await self.flush()
 

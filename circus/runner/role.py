@@ -158,7 +158,7 @@ class Runner:
             except DB_ERRORS as exc:
                 log.error("claiming builds failed; retrying", error=str(exc))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.cfg.poll_interval):  # see Subscription.wait
+                async with asyncio.timeout(self.cfg.poll_interval):
                     await self.wake.wait()
 
     async def _fill(self) -> None:
